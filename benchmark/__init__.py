@@ -1,0 +1,30 @@
+"""defense-bench: train defenses under one budget, score them with ART attacks over ε sweeps, publish leaderboards.
+
+Importing this package is cheap (no torch, no ART): the registries fill themselves on first lookup.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from benchmark.registry import Registry
+
+__version__ = "0.1.0"
+
+DEFENSES: Registry[Any] = Registry("defense", group="bench.defenses", builtins="defenses")
+ATTACKS: Registry[Any] = Registry("attack", group="bench.attacks", builtins="attacks")
+DATASETS: Registry[Any] = Registry("dataset", group="bench.datasets", builtins="benchmark.data")
+MODELS: Registry[Any] = Registry("model", group="bench.models", builtins="benchmark.models")
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+def load_model(out: str = "bench-results", *, defense: str | None = None, job: str | None = None) -> torch.nn.Module:
+    """Load a trained model back from a results directory (the newest job of ``defense``, or the job hash ``job``)."""
+    from benchmark.store import load_model as _load_model
+
+    return _load_model(out, defense=defense, job=job)
+
+
+__all__ = ["ATTACKS", "DATASETS", "DEFENSES", "MODELS", "Registry", "__version__", "load_model"]

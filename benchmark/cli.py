@@ -1,0 +1,182 @@
+"""The ``bench`` command line. Only this module prints; everything else logs.
+
+Imports of torch and ART happen inside the commands that need them, so ``bench --help`` and ``bench list`` stay
+fast. Every error is one line on stderr with exit code 2; results already stored are never touched by an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from typing import Any
+
+import click
+
+from benchmark.errors import BenchError
+
+KINDS = ("defenses", "attacks", "datasets", "models")
+
+
+class OneLineErrors(click.Group):
+    """A group whose errors (click's usage errors and ours alike) print one line and exit 2, never a traceback."""
+
+    def main(self, args=None, prog_name=None, **extra: Any):  # type: ignore[override]
+        try:
+            code = super().main(args=args, prog_name=prog_name or "bench", standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            sys.exit(0)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else "bench"
+            fail(f"{exc.format_message()} (see '{command} --help')")
+        except click.ClickException as exc:
+            fail(exc.format_message())
+        except BenchError as exc:
+            fail(str(exc))
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("bench: interrupted; finished jobs are kept in the store", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail(message: str) -> None:
+    click.echo(f"bench: error: {' '.join(message.split())}", err=True)
+    sys.exit(2)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="defense-bench", prog_name="bench")
+def main() -> None:
+    """How robust is this defense, really, and at what cost?
+
+    Trains defenses under one budget, scores them with ART attacks over ε sweeps and prints leaderboards.
+    Start with `bench evaluate` (digits, standard vs PGD-AT, about two minutes on two cores).
+    """
+
+
+@main.command("list")
+@click.argument("kind", required=False, type=click.Choice(KINDS))
+def list_command(kind: str | None) -> None:
+    """List registered defenses, attacks, datasets and models, with their parameters."""
+    import benchmark
+
+    registries = {"defenses": benchmark.DEFENSES, "attacks": benchmark.ATTACKS,
+                  "datasets": benchmark.DATASETS, "models": benchmark.MODELS}
+    for name in [kind] if kind else KINDS:
+        registry = registries[name]
+        click.secho(f"{name}:", bold=True)
+        for entry in registry.names():
+            plugin = registry.get(entry)
+            summary = (plugin.__doc__ or "").strip().splitlines()[0] if plugin.__doc__ else ""
+            click.echo(f"  {entry:<14} {summary}")
+            params = describe_params(plugin)
+            if params:
+                click.echo(f"  {'':<14} {params}")
+
+
+def describe_params(plugin: Any) -> str:
+    """``key=default`` for each constructor field, plus the attack tags."""
+    parts = []
+    if dataclasses.is_dataclass(plugin):
+        parts += [f"{f.name}={f.default}" for f in dataclasses.fields(plugin) if f.init]
+    if hasattr(plugin, "needs_grad"):
+        tags = [f"norm=L{plugin.norm}"] + [t for t in ("needs_grad", "black_box", "minimal_norm") if getattr(plugin, t)]
+        parts.append("[" + " ".join(tags) + "]")
+    return " ".join(parts)
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file; options override it.")
+@click.option("--dataset", help="Dataset name (default: digits).")
+@click.option("--model", help="Model architecture (default: cnn-small).")
+@click.option("--defense", "defenses", help="Comma list; name:key=value,key=value sets parameters "
+                                            "(default: standard,pgd-at).")
+@click.option("--attack", "attacks", help="Comma list of attacks (default: fgsm,pgd,noise).")
+@click.option("--eps", help="Comma list of ε in [0, 1] input units (default: the dataset's grid).")
+@click.option("--seed", "seeds", help="Seed, or a comma list of seeds (default: 0).")
+@click.option("--device", help="auto, cpu or cuda (default: auto).")
+@click.option("--out", help="Output directory: results store, checkpoints, leaderboards (default: ./bench-results).")
+@click.option("--quick", is_flag=True, default=None, help="Smoke run: 1/8 of the epochs and 100 test samples.")
+@click.option("--n-test", "n_test", help="Evaluate on the first N test samples only.")
+@click.option("--fresh", is_flag=True, help="Ignore stored results and checkpoints; recompute everything.")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+def evaluate(config_file: str | None, fresh: bool, verbose: bool, **options: Any) -> None:
+    """Train each defense, attack it over the ε sweep, and print the leaderboard."""
+    from benchmark.config import build_config, load_toml
+
+    setup_logging(verbose)
+    overrides = {key: value for key, value in options.items() if value is not None}
+    file_values = load_toml(config_file) if config_file else None
+    config = build_config(file_values, overrides, file_label=str(config_file))
+
+    from benchmark.executors import run_in_process
+    from benchmark.leaderboard import build_leaderboard, render_json, render_markdown
+    from benchmark.plan import plan
+    from benchmark.store import Store
+
+    jobs = plan(config)
+    with Store(config.out) as store:
+        with progress_reporter() as on_event:
+            run_in_process(jobs, store, fresh=fresh, on_event=on_event)
+        records = store.records([job.job_hash for job in jobs])
+    board = build_leaderboard(records, headline_eps=config.headline_eps)
+    (config.out / "leaderboard.md").write_text(render_markdown(board), encoding="utf-8")
+    (config.out / "leaderboard.json").write_text(render_json(board), encoding="utf-8")
+    print_board(board)
+    if config.quick:
+        click.echo("Quick run: fewer epochs and test samples; not for comparison with full runs.")
+    click.echo(f"Wrote {config.out / 'leaderboard.md'} and {config.out / 'leaderboard.json'}; "
+               f"results and checkpoints in {config.out}")
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="bench: %(levelname)s: %(name)s: %(message)s")
+
+
+class progress_reporter:  # noqa: N801 - used as a context manager like a function
+    """A rich progress bar over jobs on stderr, with the current phase (training, which attack) as its label."""
+
+    def __enter__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+        self.progress.start()
+        self.task = None
+        return self.on_event
+
+    def on_event(self, kind: str, **fields: Any) -> None:
+        if kind == "start":
+            skipped = fields["total"] - fields["todo"]
+            label = "jobs" + (f" ({skipped} cached)" if skipped else "")
+            self.task = self.progress.add_task(label, total=fields["todo"])
+        elif kind == "phase" and self.task is not None:
+            self.progress.update(self.task, description=fields["text"])
+        elif kind == "done" and self.task is not None:
+            self.progress.update(self.task, advance=1, description=f"done {fields['record']['defense']}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def print_board(board) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from benchmark.leaderboard import TEXT_COLUMNS, table_cells
+
+    header, body = table_cells(board)
+    norm = "L∞" if board.norm == "inf" else f"L{board.norm}"
+    table = Table(title=f"{board.dataset} · {norm} · worst case over {', '.join(board.attacks)}")
+    for column in header:
+        table.add_column(column, justify="left" if column in TEXT_COLUMNS else "right", no_wrap=True)
+    for cells in body:
+        table.add_row(*cells)
+    Console(width=max(140, Console().width)).print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,323 @@
+"""Configuration: an optional TOML file plus command-line overrides → one frozen, validated ``EvalConfig``.
+
+Every name is looked up in its registry here and every ε parsed and range-checked here, before any work starts; each
+problem becomes one ``ConfigError`` that names the parameter and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from benchmark import ATTACKS, DATASETS, DEFENSES, MODELS
+from benchmark.errors import BenchError, ConfigError
+from benchmark.registry import Registry
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": "digits",
+    "model": "cnn-small",
+    "defenses": "standard,pgd-at",
+    "attacks": "fgsm,pgd,noise",
+    "eps": None,  # the dataset's default grid for the norm
+    "norm": "inf",
+    "seeds": (0,),
+    "device": "auto",
+    "out": "bench-results",
+    "quick": False,
+    "n_test": None,
+}
+#: How each key is spelled on the command line, for error messages.
+OPTION_NAMES = {"defenses": "--defense", "attacks": "--attack", "seeds": "--seed"}
+NORMS = ("inf",)
+QUICK_N_TEST = 100
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """A plugin name plus the parameters the user set; ``params`` holds every field, defaults included."""
+
+    kind: str
+    name: str
+    params: tuple[tuple[str, Any], ...]
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The row label: the name, with the parameters the user changed (``pgd-at(eps=0.05)``)."""
+        if not self.overrides:
+            return self.name
+        return f"{self.name}({','.join(f'{k}={v}' for k, v in self.overrides)})"
+
+    def build(self) -> Any:
+        return REGISTRIES[self.kind].get(self.name)(**dict(self.params))
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    dataset: str
+    model: str
+    defenses: tuple[PluginSpec, ...]
+    attacks: tuple[PluginSpec, ...]
+    eps: tuple[float, ...]  # ascending, starts at 0
+    norm: str
+    seeds: tuple[int, ...]
+    device: str
+    out: Path
+    quick: bool
+    n_test: int | None
+
+    @property
+    def headline_eps(self) -> float:
+        wanted = DATASETS.get(self.dataset).headline_eps.get(self.norm, self.eps[-1])
+        return min(self.eps[1:] or self.eps, key=lambda e: abs(e - wanted))
+
+
+REGISTRIES: dict[str, Registry] = {"defense": DEFENSES, "attack": ATTACKS, "dataset": DATASETS, "model": MODELS}
+
+
+def load_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``[evaluate]`` table of a TOML config file (or its top level when it has no such table)."""
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"--config: file not found: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"--config: cannot read {path}: {exc}") from None
+    table = document.get("evaluate", document)
+    if not isinstance(table, dict):
+        raise ConfigError(f"--config: [evaluate] in {path} must be a table")
+    return table
+
+
+def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None,
+                 *, file_label: str = "config file") -> EvalConfig:
+    """Merge defaults < file values < overrides (unset overrides must be dropped by the caller) and validate."""
+    values: dict[str, tuple[Any, str]] = {key: (value, f"{key} (default)") for key, value in DEFAULTS.items()}
+    for key, value in (file_values or {}).items():
+        key = key.replace("-", "_")
+        key = {"defense": "defenses", "attack": "attacks", "seed": "seeds"}.get(key, key)
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(key, DEFAULTS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{file_label}: unknown key {key!r}{hint}")
+        values[key] = (value, f"{key} (in {file_label})")
+    for key, value in (overrides or {}).items():
+        values[key] = (value, OPTION_NAMES.get(key, "--" + key.replace("_", "-")))
+
+    def get(key: str) -> Any:
+        return values[key][0]
+
+    def where(key: str) -> str:
+        return values[key][1]
+
+    dataset = lookup(DATASETS, get("dataset"), where("dataset"))
+    model = lookup(MODELS, get("model"), where("model"))
+    norm = str(get("norm"))
+    if norm not in NORMS:
+        raise ConfigError(f"{where('norm')}: unknown norm {norm!r}; supported: {', '.join(NORMS)}")
+    defenses = parse_plugins("defense", get("defenses"), where("defenses"))
+    attacks = parse_plugins("attack", get("attacks"), where("attacks"))
+    for spec in attacks:
+        attack_norm = REGISTRIES["attack"].get(spec.name).norm
+        if attack_norm != norm:
+            raise ConfigError(f"{where('attacks')}: attack {spec.name!r} is an L{attack_norm} attack, "
+                              f"but the run's norm is L{norm} (--norm)")
+    eps_value = get("eps")
+    if eps_value is None:
+        eps = tuple(DATASETS.get(dataset).default_eps[norm])
+    else:
+        eps = parse_eps(eps_value, where("eps"), norm)
+    quick = parse_bool(get("quick"), where("quick"))
+    n_test = get("n_test")
+    if n_test is not None:
+        n_test = parse_int(n_test, where("n_test"), minimum=1)
+    elif quick:
+        n_test = QUICK_N_TEST
+    return EvalConfig(
+        dataset=dataset,
+        model=model,
+        defenses=defenses,
+        attacks=attacks,
+        eps=eps,
+        norm=norm,
+        seeds=parse_seeds(get("seeds"), where("seeds")),
+        device=resolve_device(str(get("device")), where("device")),
+        out=writable_dir(get("out"), where("out")),
+        quick=quick,
+        n_test=n_test,
+    )
+
+
+def lookup(registry: Registry, name: Any, where: str) -> str:
+    try:
+        return registry.canonical(str(name).strip())
+    except BenchError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def split_list(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def parse_eps(value: Any, where: str, norm: str) -> tuple[float, ...]:
+    """ε list → ascending distinct tuple that starts at 0 (clean accuracy). Each ε ≥ 0, finite, ≤ 1 under L∞."""
+    grid = {0.0}
+    items = split_list(value)
+    if not items:
+        raise ConfigError(f"{where}: no ε given")
+    for item in items:
+        try:
+            eps = float(item)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: {item!r} is not a number") from None
+        if not math.isfinite(eps) or eps < 0:
+            raise ConfigError(f"{where}: ε must be a finite number ≥ 0, got {item!r}")
+        if norm == "inf" and eps > 1:
+            raise ConfigError(f"{where}: ε = {eps:g} exceeds 1, the whole input range [0, 1], under L∞")
+        grid.add(eps)
+    return tuple(sorted(grid))
+
+
+def parse_int(value: Any, where: str, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().lstrip("-").isdigit():
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    number = int(value)
+    if number < minimum:
+        raise ConfigError(f"{where}: must be ≥ {minimum}, got {number}")
+    return number
+
+
+def parse_seeds(value: Any, where: str) -> tuple[int, ...]:
+    seeds = tuple(parse_int(item, where) for item in split_list(value))
+    if not seeds:
+        raise ConfigError(f"{where}: no seed given")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{where}: seeds repeat: {seeds}")
+    return seeds
+
+
+def parse_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
+
+
+def resolve_device(device: str, where: str) -> str:
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"{where}: expected auto, cpu or cuda, got {device!r}")
+    if device == "cpu":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda" if device == "auto" else device
+    if device == "auto":
+        return "cpu"
+    raise ConfigError(f"{where}: {device!r} requested but CUDA is not available on this machine (use --device cpu)")
+
+
+def writable_dir(value: Any, where: str) -> Path:
+    path = Path(str(value)).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot create {path}: {exc.strerror or exc}") from None
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}: {path} is not a writable directory")
+    return path
+
+
+def parse_plugins(kind: str, value: Any, where: str) -> tuple[PluginSpec, ...]:
+    """``"pgd-at:eps=0.05,steps=3,standard"`` (or a TOML list of such strings or of ``{name=…, key=…}`` tables)."""
+    raw: list[tuple[str, dict[str, Any]]] = []
+    for item in split_list(value):
+        if isinstance(item, dict):
+            params = dict(item)
+            if "name" not in params:
+                raise ConfigError(f"{where}: a {kind} table needs a 'name' key")
+            raw.append((str(params.pop("name")), params))
+            continue
+        item = str(item).strip()
+        name, colon, rest = item.partition(":")
+        if "=" in name and not colon:  # "key=value" continues the previous plugin's parameters
+            if not raw:
+                raise ConfigError(f"{where}: parameter {item!r} comes before any {kind} name")
+            key, _, text = item.partition("=")
+            raw[-1][1][key.strip()] = text.strip()
+            continue
+        params = {}
+        if rest:
+            key, eq, text = rest.partition("=")
+            if not eq:
+                raise ConfigError(f"{where}: expected {name}:key=value, got {item!r}")
+            params[key.strip()] = text.strip()
+        raw.append((name.strip(), params))
+    if not raw:
+        raise ConfigError(f"{where}: the {kind} list is empty")
+    specs = tuple(make_spec(kind, name, params, where) for name, params in raw)
+    labels = [spec.label for spec in specs]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ConfigError(f"{where}: {kind} listed twice: {', '.join(duplicates)}")
+    return specs
+
+
+def make_spec(kind: str, name: str, params: Mapping[str, Any], where: str) -> PluginSpec:
+    """Validate ``params`` against the plugin's dataclass fields, coerce them to the fields' types, build it once."""
+    canonical = lookup(REGISTRIES[kind], name, where)
+    cls = REGISTRIES[kind].get(canonical)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init} if dataclasses.is_dataclass(cls) else {}
+    coerced: dict[str, Any] = {}
+    for key, text in params.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            known = ", ".join(fields) or "none"
+            raise ConfigError(f"{where}: {kind} {canonical!r} has no parameter {key!r}; {hint}(parameters: {known})")
+        coerced[key] = coerce(text, fields[key].default, f"{where}: {kind} {canonical!r} parameter {key!r}")
+    try:
+        instance = cls(**coerced)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {kind} {canonical!r}: {exc}") from None
+    full = dataclasses.asdict(instance) if dataclasses.is_dataclass(instance) else {}
+    overrides = tuple((key, full[key]) for key in fields if key in coerced)
+    return PluginSpec(kind, canonical, tuple(full.items()), overrides)
+
+
+def coerce(value: Any, default: Any, where: str) -> Any:
+    """Convert ``value`` (a string from the command line, or a TOML value) to the type of ``default``."""
+    if isinstance(default, bool):
+        return parse_bool(value, where)
+    if isinstance(default, int):
+        return parse_int(value, where, minimum=-(2**63))
+    if isinstance(default, float):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
+    return str(value) if default is None or isinstance(default, str) else value

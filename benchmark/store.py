@@ -1,0 +1,193 @@
+"""Results store: one SQLite database (``bench.db``) and one checkpoint file per trained model in the output directory.
+
+* ``results``: one row per finished job, written in a single transaction when the job ends, so a killed run loses
+  only the job in flight. Scalars are real columns; nested results (per-ε, per-attack, per-sample) are JSON.
+* ``checkpoints``: trained models by ``train_hash``, with the file's SHA-256; a file that no longer matches is
+  reported and retrained, never loaded.
+* ``meta``: the schema version.
+
+WAL journaling and a busy timeout let several processes write one store at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import BenchError
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DB_NAME = "bench.db"
+CHECKPOINT_DIR = "checkpoints"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    job_hash TEXT PRIMARY KEY,
+    train_hash TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    defense TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    norm TEXT NOT NULL,
+    clean_accuracy REAL NOT NULL,
+    train_seconds REAL NOT NULL,
+    eval_seconds REAL NOT NULL,
+    device TEXT NOT NULL,
+    git_sha TEXT,
+    created_at TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_by_board ON results (dataset, norm, model);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    train_hash TEXT PRIMARY KEY,
+    file TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    info TEXT NOT NULL
+);
+"""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Store:
+    def __init__(self, out: str | os.PathLike, *, create: bool = True) -> None:
+        self.root = Path(out)
+        self.path = self.root / DB_NAME
+        if not create and not self.path.exists():
+            raise BenchError(f"no results store at {self.path}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.db.execute("PRAGMA busy_timeout = 60000")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.executescript(_SCHEMA)
+            with self.transaction():
+                found = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if found is None:
+                    self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                elif int(found[0]) > SCHEMA_VERSION:
+                    raise BenchError(f"{self.path} has schema version {found[0]}; this harness reads up to "
+                                     f"{SCHEMA_VERSION}: upgrade defense-bench")
+        except sqlite3.DatabaseError as exc:
+            raise BenchError(f"cannot use results store {self.path}: {exc}") from None
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # results ----------------------------------------------------------------------------------------------------
+    def has(self, job_hash: str) -> bool:
+        return self.db.execute("SELECT 1 FROM results WHERE job_hash = ?", (job_hash,)).fetchone() is not None
+
+    def put(self, record: dict[str, Any]) -> None:
+        """Store one finished job's record in one transaction (replacing an older record of the same job)."""
+        row = (
+            record["job_hash"], record["train_hash"], record["dataset"], record["model"], record["defense"],
+            record["seed"], record["norm"], record["clean_accuracy"], record["train_seconds"],
+            record["eval_seconds"], record["device"], record["environment"].get("git_sha"),
+            record["created_at"], json.dumps(record, sort_keys=True),
+        )
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+
+    def records(self, job_hashes: list[str] | None = None) -> list[dict[str, Any]]:
+        """Stored records, oldest first (only those of ``job_hashes`` when given, in that order)."""
+        if job_hashes is None:
+            rows = self.db.execute("SELECT record FROM results ORDER BY created_at, rowid").fetchall()
+            return [json.loads(row[0]) for row in rows]
+        found = {}
+        for job_hash in job_hashes:
+            row = self.db.execute("SELECT record FROM results WHERE job_hash = ?", (job_hash,)).fetchone()
+            if row is not None:
+                found[job_hash] = json.loads(row[0])
+        return [found[h] for h in job_hashes if h in found]
+
+    # checkpoints ------------------------------------------------------------------------------------------------
+    def save_checkpoint(self, train_hash: str, model, info: dict[str, Any]) -> Path:
+        """Save ``model``'s state dict atomically and record its checksum."""
+        import torch
+
+        directory = self.root / CHECKPOINT_DIR
+        directory.mkdir(exist_ok=True)
+        path = directory / f"{train_hash}.pt"
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, partial)
+        os.replace(partial, path)
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
+                            (train_hash, str(path.relative_to(self.root)), sha256_file(path), json.dumps(info)))
+        return path
+
+    def load_checkpoint(self, train_hash: str, model) -> dict[str, Any] | None:
+        """Load the checkpoint of ``train_hash`` into ``model``; None if there is none or it fails its checksum."""
+        import torch
+
+        row = self.db.execute("SELECT file, sha256, info FROM checkpoints WHERE train_hash = ?",
+                              (train_hash,)).fetchone()
+        if row is None:
+            return None
+        path = self.root / row[0]
+        if not path.exists() or sha256_file(path) != row[1]:
+            logger.warning("checkpoint %s is missing or corrupted (checksum mismatch): retraining", path)
+            return None
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return json.loads(row[2])
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error): one writer at a time, nothing half-written."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def load_model(out: str | os.PathLike = "bench-results", *, defense: str | None = None, job: str | None = None):
+    """Rebuild the model of a stored job (``job`` hash, or the newest job of ``defense``) with its trained weights."""
+    from benchmark import MODELS
+    from benchmark.errors import UnknownNameError
+
+    with Store(out, create=False) as store:
+        records = [r for r in store.records()
+                   if (job is None or r["job_hash"].startswith(job)) and defense in (None, r["defense"])]
+        if not records:
+            wanted = f"job {job!r}" if job else f"defense {defense!r}" if defense else "any job"
+            raise UnknownNameError(f"no stored result for {wanted} in {store.path}")
+        record = records[-1]
+        model = MODELS.get(record["model"])(tuple(record["input_shape"]), record["nb_classes"])
+        if store.load_checkpoint(record["train_hash"], model) is None:
+            raise BenchError(f"the checkpoint of job {record['job_hash']} is missing or corrupted")
+    model.eval()
+    return model
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

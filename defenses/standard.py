@@ -1,0 +1,29 @@
+"""Standard (empirical risk minimisation) training: the undefended reference every leaderboard needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmark import DEFENSES
+from benchmark.api import DataBundle, RunContext
+
+
+@DEFENSES.register("standard", "erm")
+@dataclass(frozen=True)
+class Standard:
+    """Plain cross-entropy training with Adam, no defense.
+
+    Args:
+        epochs: passes over the training set.
+        lr: Adam learning rate.
+        batch_size: samples per optimiser step.
+    """
+
+    epochs: int = 40
+    lr: float = 1e-3
+    batch_size: int = 128
+
+    def fit(self, model, data: DataBundle, ctx: RunContext):
+        from defenses._train import train
+
+        return train(model, data, ctx, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)
