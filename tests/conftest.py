@@ -1,0 +1,35 @@
+"""Shared fixtures. Tests use ``import benchmark as bench`` (pytest-benchmark's fixture is called ``benchmark``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+torch.set_num_threads(1)  # two cores, and pytest may share them: never oversubscribe
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    from benchmark.plan import load_dataset
+
+    return load_dataset("synthetic")
+
+
+@pytest.fixture(scope="session")
+def trained_mlp(synthetic):
+    """A small MLP trained normally on the synthetic task (weights frozen afterwards by nobody: tests copy it)."""
+    import benchmark as bench
+    from benchmark.api import RunContext
+
+    torch.manual_seed(0)
+    model = bench.MODELS.get("mlp")(synthetic.input_shape, synthetic.nb_classes)
+    return bench.DEFENSES.get("standard")(epochs=15).fit(model, synthetic, RunContext(seed=0))
+
+
+@pytest.fixture()
+def estimator(trained_mlp, synthetic):
+    import copy
+
+    from benchmark.estimator import wrap
+
+    return wrap(copy.deepcopy(trained_mlp), synthetic.input_shape, synthetic.nb_classes, "cpu")

@@ -1,0 +1,105 @@
+import pytest
+
+from benchmark.config import build_config, load_toml, parse_eps, parse_plugins
+from benchmark.errors import ConfigError
+
+
+def config(tmp_path, **overrides):
+    return build_config(None, {"out": str(tmp_path), "device": "cpu", **overrides})
+
+
+def test_defaults(tmp_path):
+    cfg = config(tmp_path)
+    assert cfg.dataset == "digits" and cfg.model == "cnn-small" and cfg.norm == "inf"
+    assert [d.name for d in cfg.defenses] == ["standard", "pgd-at"]
+    assert [a.name for a in cfg.attacks] == ["fgsm", "pgd", "noise"]
+    assert cfg.eps == (0.0, 0.05, 0.1, 0.2, 0.3)
+    assert cfg.headline_eps == 0.1
+    assert cfg.seeds == (0,)
+
+
+def test_eps_is_sorted_deduplicated_and_starts_at_zero():
+    assert parse_eps("0.3, 0.1,0.1", "--eps", "inf") == (0.0, 0.1, 0.3)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("-0.1", "finite number ≥ 0"), ("abc", "'abc' is not a number"), ("1.5", "exceeds 1"), ("nan", "finite"),
+     ("", "no ε given")],
+)
+def test_bad_eps(text, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        parse_eps(text, "--eps", "inf")
+    assert str(error.value).startswith("--eps: ")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"defenses": "pgd_at"}, r"--defense: unknown defense 'pgd_at'; did you mean 'pgd-at'\?"),
+        ({"attacks": "pgdd"}, r"--attack: unknown attack 'pgdd'; did you mean 'pgd'\?"),
+        ({"dataset": "digit"}, r"did you mean 'digits'"),
+        ({"model": "cnn-smal"}, r"did you mean 'cnn-small'"),
+        ({"seeds": "-1"}, r"--seed: must be ≥ 0"),
+        ({"seeds": "1.5"}, r"--seed: expected an integer"),
+        ({"defenses": ""}, r"--defense: the defense list is empty"),
+        ({"defenses": "pgd-at:epz=0.1"}, r"has no parameter 'epz'; did you mean 'eps'\?"),
+        ({"defenses": "pgd-at:steps=two"}, r"parameter 'steps': expected an integer"),
+        ({"attacks": "pgd:steps=0"}, r"steps must be at least 1"),
+        ({"defenses": "standard,standard"}, r"listed twice: standard"),
+        ({"norm": "1"}, r"unknown norm '1'"),
+        ({"device": "tpu"}, r"--device: expected auto, cpu or cuda"),
+    ],
+)
+def test_bad_values_name_the_parameter(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        config(tmp_path, **overrides)
+
+
+def test_cuda_without_cuda_is_an_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="--device: 'cuda' requested but CUDA is not available"):
+        config(tmp_path, device="cuda")
+
+
+def test_unwritable_out(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="--out: cannot create"):
+        config(tmp_path, out=str(blocker / "sub"))
+
+
+def test_plugin_parameters_are_coerced_and_recorded():
+    (spec, plain) = parse_plugins("defense", "pgd-at:eps=0.05,steps=3,standard", "--defense")
+    assert spec.name == "pgd-at" and dict(spec.params)["eps"] == 0.05 and dict(spec.params)["steps"] == 3
+    assert dict(spec.params)["epochs"] == 40  # defaults are recorded too
+    assert spec.label == "pgd-at(eps=0.05,steps=3)"
+    assert plain.label == "standard"
+    assert spec.build().steps == 3
+
+
+def test_toml_file_and_overrides(tmp_path):
+    path = tmp_path / "bench.toml"
+    path.write_text(
+        '[evaluate]\ndataset = "synthetic"\nmodel = "mlp"\neps = [0.2, 0.1]\nseeds = [1, 2]\n'
+        'defenses = ["standard", {name = "pgd-at", eps = 0.2}]\n'
+    )
+    cfg = build_config(load_toml(path), {"out": str(tmp_path), "device": "cpu", "model": "cnn-small"})
+    assert cfg.dataset == "synthetic" and cfg.model == "cnn-small"
+    assert cfg.eps == (0.0, 0.1, 0.2) and cfg.seeds == (1, 2)
+    assert cfg.defenses[1].label == "pgd-at(eps=0.2)"
+
+
+def test_toml_unknown_key_and_broken_file(tmp_path):
+    path = tmp_path / "bench.toml"
+    path.write_text('[evaluate]\ndatset = "digits"\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'datset'; did you mean 'dataset'\?"):
+        build_config(load_toml(path), {"out": str(tmp_path)}, file_label=str(path))
+    path.write_text("dataset = \n")
+    with pytest.raises(ConfigError, match="--config: cannot read"):
+        load_toml(path)
+    with pytest.raises(ConfigError, match="--config: file not found"):
+        load_toml(tmp_path / "missing.toml")

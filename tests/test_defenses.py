@@ -1,0 +1,57 @@
+"""The contract every registered defense must pass (trains on ``synthetic`` in seconds)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import benchmark as bench
+from benchmark.api import RunContext
+
+
+def train(name, synthetic, seed):
+    torch.manual_seed(seed)
+    model = bench.MODELS.get("mlp")(synthetic.input_shape, synthetic.nb_classes)
+    ctx = RunContext(seed=seed, quick=True)
+    defense = bench.DEFENSES.get(name)()
+    return defense, defense.fit(model, synthetic, ctx), ctx
+
+
+def accuracy(model, data):
+    with torch.no_grad():
+        return (model(torch.from_numpy(data.x_test)).argmax(1).numpy() == data.y_test).mean()
+
+
+@pytest.mark.parametrize("name", bench.DEFENSES.names())
+def test_defense_contract(name, synthetic):
+    defense, model, ctx = train(name, synthetic, seed=1)
+    cls = type(defense)
+    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+    assert cls.__doc__ and "20" in cls.__doc__ or "Plain" in cls.__doc__  # cites its paper (year) or says what it is
+    assert all(f.default is not dataclasses.MISSING for f in dataclasses.fields(cls)), "explicit defaults"
+    assert dataclasses.asdict(defense)  # parameters are recorded
+    assert accuracy(model, synthetic) > 1.0 / synthetic.nb_classes + 0.3  # beats chance
+    assert ctx.costs["train_grad_evals"] > 0
+    _, again, _ = train(name, synthetic, seed=1)
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # deterministic given the seed
+
+
+def test_pgd_at_counts_inner_gradients(synthetic):
+    _, _, plain = train("standard", synthetic, seed=0)
+    _, _, adversarial = train("pgd-at", synthetic, seed=0)
+    steps = bench.DEFENSES.get("pgd-at")().steps
+    assert adversarial.costs["train_grad_evals"] == (steps + 1) * plain.costs["train_grad_evals"]
+
+
+def test_quick_divides_epochs():
+    assert RunContext(seed=0, quick=True).epochs(40) == 5
+    assert RunContext(seed=0, quick=True).epochs(3) == 1
+    assert RunContext(seed=0).epochs(40) == 40
+
+
+def test_different_seeds_give_different_models(synthetic):
+    _, a, _ = train("standard", synthetic, seed=1)
+    _, b, _ = train("standard", synthetic, seed=2)
+    assert not np.allclose(a[1].weight.detach().numpy(), b[1].weight.detach().numpy())

@@ -1,0 +1,78 @@
+import json
+import sqlite3
+
+import pytest
+import torch
+
+import benchmark as bench
+from benchmark.errors import BenchError
+from benchmark.store import SCHEMA_VERSION, Store
+
+
+def record(job_hash="j1", defense="standard"):
+    return {
+        "job_hash": job_hash, "train_hash": "t1", "dataset": "synthetic", "model": "mlp", "defense": defense,
+        "seed": 0, "norm": "inf", "clean_accuracy": 0.9, "train_seconds": 1.0, "eval_seconds": 2.0, "device": "cpu",
+        "environment": {"git_sha": None}, "created_at": "2026-01-01T00:00:00", "robust_accuracy": {"0.1": 0.5},
+        "input_shape": [1, 6, 6], "nb_classes": 4,
+    }
+
+
+def test_put_and_read_back(tmp_path):
+    with Store(tmp_path) as store:
+        assert not store.has("j1")
+        store.put(record())
+        store.put(record("j2", "pgd-at"))
+        assert store.has("j1")
+        assert [r["defense"] for r in store.records()] == ["standard", "pgd-at"]
+        assert [r["job_hash"] for r in store.records(["j2", "missing", "j1"])] == ["j2", "j1"]
+    db = sqlite3.connect(tmp_path / "bench.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    assert db.execute("SELECT clean_accuracy, typeof(clean_accuracy) FROM results WHERE job_hash='j1'").fetchone() \
+        == (0.9, "real")
+    assert json.loads(db.execute("SELECT record FROM results WHERE job_hash='j2'").fetchone()[0])["defense"] == "pgd-at"
+
+
+def test_failed_write_leaves_store_intact(tmp_path):
+    with Store(tmp_path) as store:
+        store.put(record())
+        broken = record("j2")
+        del broken["clean_accuracy"]
+        with pytest.raises(KeyError):
+            store.put(broken)
+        assert [r["job_hash"] for r in store.records()] == ["j1"]
+
+
+def test_newer_schema_is_refused(tmp_path):
+    Store(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "bench.db")
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(BenchError, match="schema version 99"):
+        Store(tmp_path)
+
+
+def test_not_a_database_is_a_clear_error(tmp_path):
+    (tmp_path / "bench.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(BenchError, match="cannot use results store"):
+        Store(tmp_path)
+
+
+def test_checkpoint_roundtrip_and_corruption(tmp_path, caplog):
+    model = bench.MODELS.get("mlp")((1, 6, 6), 4)
+    with Store(tmp_path) as store:
+        path = store.save_checkpoint("t1", model, {"train_seconds": 1.5, "train_grad_evals": 10})
+        fresh = bench.MODELS.get("mlp")((1, 6, 6), 4)
+        assert store.load_checkpoint("t1", fresh) == {"train_seconds": 1.5, "train_grad_evals": 10}
+        for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+        store.put(record())
+        assert isinstance(bench.load_model(tmp_path, defense="standard"), torch.nn.Module)
+        path.write_bytes(path.read_bytes()[:100])  # truncated
+        assert store.load_checkpoint("t1", fresh) is None
+        assert "corrupted" in caplog.text
+        assert store.load_checkpoint("unknown", fresh) is None
+    with pytest.raises(BenchError, match="no stored result for defense 'nope'"):
+        bench.load_model(tmp_path, defense="nope")
