@@ -108,7 +108,7 @@ class Store:
             record["job_hash"], record["train_hash"], record["dataset"], record["model"], record["defense"],
             record["seed"], record["norm"], record["clean_accuracy"], record["train_seconds"],
             record["eval_seconds"], record["device"], record["environment"].get("git_sha"),
-            record["created_at"], json.dumps(record, sort_keys=True),
+            record["created_at"], json.dumps(record),
         )
         with self.transaction():
             self.db.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
