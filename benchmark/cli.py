@@ -136,27 +136,33 @@ def setup_logging(verbose: bool) -> None:
 
 
 class progress_reporter:  # noqa: N801 - used as a context manager like a function
-    """A rich progress bar over jobs on stderr, with the current phase (training, which attack) as its label."""
+    """Two rich progress bars on stderr: one over jobs, one over the current job's steps (training, each attack)."""
 
     def __enter__(self):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+        self.progress = Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=Console(stderr=True))
         self.progress.start()
-        self.task = None
+        self.jobs = self.steps = None
         return self.on_event
 
     def on_event(self, kind: str, **fields: Any) -> None:
         if kind == "start":
             skipped = fields["total"] - fields["todo"]
             label = "jobs" + (f" ({skipped} cached)" if skipped else "")
-            self.task = self.progress.add_task(label, total=fields["todo"])
-        elif kind == "phase" and self.task is not None:
-            self.progress.update(self.task, description=fields["text"])
-        elif kind == "done" and self.task is not None:
-            self.progress.update(self.task, advance=1, description=f"done {fields['record']['defense']}")
+            self.jobs = self.progress.add_task(label, total=fields["todo"])
+        elif kind == "phase":
+            if self.steps is None:
+                self.steps = self.progress.add_task("", total=fields["steps"])
+            self.progress.update(self.steps, description=fields["text"], completed=fields["step"],
+                                 total=fields["steps"])
+        elif kind == "done" and self.jobs is not None:
+            self.progress.advance(self.jobs)
+            if self.steps is not None:
+                self.progress.update(self.steps, completed=self.progress.tasks[self.steps].total,
+                                     description=f"finished {fields['record']['defense']}")
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()

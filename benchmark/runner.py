@@ -53,8 +53,9 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
 
     info = None if fresh else store.load_checkpoint(job.train_hash, model)
     cached = info is not None
+    steps = 1 + len(job.attacks)  # training, then one step per attack
+    emit("phase", text=f"{job.defense.label} (seed {job.seed}): training", step=0, steps=steps)
     if info is None:
-        emit("phase", text=f"training {job.defense.label}")
         start = time.perf_counter()
         model = job.defense.build().fit(model, data, ctx)
         info = {"train_seconds": time.perf_counter() - start, "train_grad_evals": ctx.costs["train_grad_evals"]}
@@ -68,7 +69,8 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
     sweep = run_sweep(
         estimator, test.x_test, test.y_test, attacks, job.eps,
         keys=sample_keys(job.seed, len(test.x_test)), batch_size=batch_size,
-        on_attack=lambda name: emit("phase", text=f"{job.defense.label}: attack {name}"),
+        on_attack=lambda name: emit("phase", text=f"{job.defense.label} (seed {job.seed}): attack {name}",
+                                    step=1 + list(attacks).index(name), steps=steps),
     )
     eval_seconds = time.perf_counter() - start
 

@@ -11,9 +11,9 @@ from benchmark.api import DataBundle, RunContext
 @DEFENSES.register("pgd-at", "madry")
 @dataclass(frozen=True)
 class PGDAT:
-    """PGD adversarial training (Madry et al. 2018, "Towards Deep Learning Models Resistant to Adversarial
-    Attacks", arXiv:1706.06083).
+    """PGD adversarial training (Madry et al. 2018, arXiv:1706.06083).
 
+    "Towards Deep Learning Models Resistant to Adversarial Attacks".
     Each batch is replaced by L∞ PGD adversarial examples (random start, ``steps`` sign-gradient steps of size
     ``step`` inside the ``eps`` ball) crafted against the current weights; the model minimises cross-entropy on them.
 
@@ -45,4 +45,5 @@ class PGDAT:
             )
             return F.cross_entropy(net(x_adv), y)
 
-        return train(model, data, ctx, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, batch_loss=batch_loss)
+        return train(model, data, ctx, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                     batch_loss=batch_loss)
