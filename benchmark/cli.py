@@ -68,7 +68,7 @@ def list_command(kind: str | None) -> None:
         click.secho(f"{name}:", bold=True)
         for entry in registry.names():
             plugin = registry.get(entry)
-            summary = (plugin.__doc__ or "").strip().splitlines()[0] if plugin.__doc__ else ""
+            summary = " ".join((plugin.__doc__ or "").strip().split("\n\n")[0].split())
             click.echo(f"  {entry:<14} {summary}")
             params = describe_params(plugin)
             if params:
@@ -178,7 +178,10 @@ def print_board(board) -> None:
     norm = "L∞" if board.norm == "inf" else f"L{board.norm}"
     table = Table(title=f"{board.dataset} · {norm} · worst case over {', '.join(board.attacks)}")
     for column in header:
-        table.add_column(column, justify="left" if column in TEXT_COLUMNS else "right", no_wrap=True)
+        if column == "defense":
+            table.add_column(column, overflow="fold", ratio=1)
+        else:
+            table.add_column(column, justify="left" if column in TEXT_COLUMNS else "right", no_wrap=True)
     for cells in body:
         table.add_row(*cells)
     Console(width=max(140, Console().width)).print(table)

@@ -61,18 +61,24 @@ def perturb(
     eps: float,
     step: float,
     steps: int,
-    random_start: bool,
+    start: str = "uniform",
 ) -> torch.Tensor:
     """L∞ projected sign-gradient ascent on ``objective(x_adv)`` inside the ε-ball of ``x`` and [0, 1].
 
-    PGD (Madry et al. 2018) with ``steps`` > 1; FGSM from a random start (Wong et al. 2020) with ``steps`` = 1.
-    Gradients are taken with respect to the input only, so no weight gradient is computed or disturbed.
+    PGD (Madry et al. 2018) with ``steps`` > 1; FGSM from a random start (Wong et al. 2020) with ``steps`` = 1;
+    TRADES' inner maximisation with ``start="normal"`` (x + 0.001·N(0, I), Zhang et al. 2019). ``start`` is
+    ``"uniform"`` (uniform in the ε-ball), ``"normal"`` or ``"zero"``. Gradients are taken with respect to the input
+    only, so no weight gradient is computed or disturbed.
     """
-    if random_start:
+    if start == "uniform":
         delta = torch.empty_like(x).uniform_(-eps, eps)
-        delta = (x + delta).clamp(0.0, 1.0) - x
-    else:
+    elif start == "normal":
+        delta = (0.001 * torch.randn_like(x)).clamp(-eps, eps)
+    elif start == "zero":
         delta = torch.zeros_like(x)
+    else:
+        raise ValueError(f"start must be 'uniform', 'normal' or 'zero', got {start!r}")
+    delta = (x + delta).clamp(0.0, 1.0) - x
     for _ in range(steps):
         delta.requires_grad_(True)
         (grad,) = torch.autograd.grad(objective(x + delta), delta)

@@ -1,21 +1,27 @@
-"""Adversarial training: the model is trained on worst-case inputs found on the fly for every batch."""
+"""The adversarial-training family: the model is trained on worst-case inputs found on the fly for every batch.
+
+Every member is a frozen dataclass whose ``batch_loss(ctx)`` is the per-batch objective; ``fit`` runs it in the
+shared loop, and the federated wrapper (``defenses/combined.py``) runs the same objective on each client. Inner
+maximisation gradients are counted in ``ctx.costs["train_grad_evals"]`` next to the weight updates'.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from benchmark import DEFENSES
-from benchmark.api import DataBundle, RunContext
+from benchmark.api import RunContext
+from defenses._base import LoopDefense
 
 
 @DEFENSES.register("pgd-at", "madry")
 @dataclass(frozen=True)
-class PGDAT:
+class PGDAT(LoopDefense):
     """PGD adversarial training (Madry et al. 2018, arXiv:1706.06083).
 
-    "Towards Deep Learning Models Resistant to Adversarial Attacks".
-    Each batch is replaced by L∞ PGD adversarial examples (random start, ``steps`` sign-gradient steps of size
-    ``step`` inside the ``eps`` ball) crafted against the current weights; the model minimises cross-entropy on them.
+    "Towards Deep Learning Models Resistant to Adversarial Attacks". Each batch is replaced by L∞ PGD adversarial
+    examples (uniform random start, ``steps`` sign-gradient steps of size ``step`` inside the ``eps`` ball) crafted
+    against the current weights; the model minimises cross-entropy on them.
 
     Args:
         eps: L∞ radius used in training (inputs in [0, 1]).
@@ -33,17 +39,99 @@ class PGDAT:
     lr: float = 1e-3
     batch_size: int = 128
 
-    def fit(self, model, data: DataBundle, ctx: RunContext):
+    def batch_loss(self, ctx: RunContext):
         import torch.nn.functional as F
 
-        from defenses._train import perturb, train
+        from defenses._train import perturb
 
-        def batch_loss(net, x, y):
-            x_adv = perturb(
-                net, x, lambda xa: F.cross_entropy(net(xa), y), ctx,
-                eps=self.eps, step=self.step, steps=self.steps, random_start=True,
-            )
+        def loss(net, x, y):
+            x_adv = perturb(net, x, lambda xa: F.cross_entropy(net(xa), y), ctx,
+                            eps=self.eps, step=self.step, steps=self.steps, start="uniform")
             return F.cross_entropy(net(x_adv), y)
 
-        return train(model, data, ctx, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                     batch_loss=batch_loss)
+        return loss
+
+
+@DEFENSES.register("fgsm-at", "fast-at")
+@dataclass(frozen=True)
+class FGSMAT(LoopDefense):
+    """Fast adversarial training: FGSM from a random start (Wong et al. 2020, arXiv:2001.03994).
+
+    "Fast is better than free: Revisiting adversarial training". Each batch is perturbed by one signed-gradient
+    step of size ``step_ratio · eps`` (1.25 ε in the paper) from a uniform random point of the ε-ball, then
+    projected back; one extra gradient per sample instead of PGD's ``steps``. The paper's cyclic learning rate and
+    mixed precision are not used here (Adam at a fixed rate, like the rest of the family, so budgets compare).
+
+    Args:
+        eps: L∞ radius used in training.
+        step_ratio: FGSM step size as a multiple of eps.
+        epochs: passes over the training set.
+        lr: Adam learning rate.
+        batch_size: samples per optimiser step.
+    """
+
+    eps: float = 0.1
+    step_ratio: float = 1.25
+    epochs: int = 40
+    lr: float = 1e-3
+    batch_size: int = 128
+
+    def batch_loss(self, ctx: RunContext):
+        import torch.nn.functional as F
+
+        from defenses._train import perturb
+
+        def loss(net, x, y):
+            x_adv = perturb(net, x, lambda xa: F.cross_entropy(net(xa), y), ctx,
+                            eps=self.eps, step=self.step_ratio * self.eps, steps=1, start="uniform")
+            return F.cross_entropy(net(x_adv), y)
+
+        return loss
+
+
+@DEFENSES.register("trades")
+@dataclass(frozen=True)
+class TRADES(LoopDefense):
+    """TRADES (Zhang et al. 2019, arXiv:1901.08573).
+
+    "Theoretically Principled Trade-off between Robustness and Accuracy". Minimises
+    CE(f(x), y) + β · KL(f(x) ‖ f(x')), where x' maximises the same KL inside the L∞ ``eps`` ball (``steps``
+    sign-gradient steps of size ``step`` from x + 0.001·N(0, I)). β trades clean accuracy for robustness.
+
+    Args:
+        beta: weight of the robustness (KL) term; 6 in the paper.
+        eps: L∞ radius used in training.
+        step: inner-maximisation step size.
+        steps: inner-maximisation iterations per batch.
+        epochs: passes over the training set.
+        lr: Adam learning rate.
+        batch_size: samples per optimiser step.
+    """
+
+    beta: float = 6.0
+    eps: float = 0.1
+    step: float = 0.025
+    steps: int = 7
+    epochs: int = 40
+    lr: float = 1e-3
+    batch_size: int = 128
+
+    def batch_loss(self, ctx: RunContext):
+        import torch
+        import torch.nn.functional as F
+
+        from defenses._train import perturb
+
+        def kl(logits_adv: torch.Tensor, probs_clean: torch.Tensor) -> torch.Tensor:
+            return F.kl_div(F.log_softmax(logits_adv, dim=1), probs_clean, reduction="batchmean")
+
+        def loss(net, x, y):
+            with torch.no_grad():
+                probs_clean = F.softmax(net(x), dim=1)
+            x_adv = perturb(net, x, lambda xa: kl(net(xa), probs_clean), ctx,
+                            eps=self.eps, step=self.step, steps=self.steps, start="normal")
+            logits_clean = net(x)
+            ctx.count("train_grad_evals", len(x))  # the loss back-propagates through two forward passes
+            return F.cross_entropy(logits_clean, y) + self.beta * kl(net(x_adv), F.softmax(logits_clean, dim=1))
+
+        return loss

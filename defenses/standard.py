@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmark import DEFENSES
-from benchmark.api import DataBundle, RunContext
+from defenses._base import LoopDefense
 
 
 @DEFENSES.register("standard", "erm")
 @dataclass(frozen=True)
-class Standard:
+class Standard(LoopDefense):
     """Plain cross-entropy training with Adam, no defense.
 
     Args:
@@ -22,8 +22,3 @@ class Standard:
     epochs: int = 40
     lr: float = 1e-3
     batch_size: int = 128
-
-    def fit(self, model, data: DataBundle, ctx: RunContext):
-        from defenses._train import train
-
-        return train(model, data, ctx, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)

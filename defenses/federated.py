@@ -1,0 +1,186 @@
+"""Federated training, simulated in one process: N clients, rounds of local training, robust aggregation, and
+optional Byzantine clients.
+
+Each round a ``fraction`` of the clients (drawn with the seed) starts from the global model, trains
+``local_epochs`` on its own shard with the shared training loop, and sends its update (new weights − global
+weights); the server adds the aggregate of the updates to the global model. The maths (partition, aggregation,
+corruption) are pure functions in ``defenses/partition.py``, ``defenses/aggregation.py`` and below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchmark import DEFENSES
+from benchmark.api import DataBundle, RunContext
+from defenses import aggregation, partition
+
+AGGREGATIONS = ("mean", "median", "trimmed-mean", "krum", "multi-krum", "bulyan")
+PARTITIONS = ("iid", "dirichlet")
+BYZANTINE_ATTACKS = ("sign-flip", "gaussian", "scale")
+
+
+def byzantine_update(honest: np.ndarray, attack: str, *, scale: float, std: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """What a Byzantine client sends instead of its honest update: ``-scale·u`` (sign-flip), ``N(0, std²)`` noise
+    (gaussian) or ``scale·u`` (scale)."""
+    if attack == "sign-flip":
+        return -scale * honest
+    if attack == "gaussian":
+        return rng.normal(0.0, std, size=honest.shape)
+    if attack == "scale":
+        return scale * honest
+    raise ValueError(f"unknown byzantine_attack {attack!r}; choose from {', '.join(BYZANTINE_ATTACKS)}")
+
+
+def aggregate(rule: str, updates: np.ndarray, weights: np.ndarray, *, trim_ratio: float, f: int) -> np.ndarray:
+    """Apply the aggregation ``rule`` (one of ``AGGREGATIONS``) to the stacked client updates."""
+    if rule == "mean":
+        return aggregation.mean(updates, weights)
+    if rule == "median":
+        return aggregation.median(updates)
+    if rule == "trimmed-mean":
+        return aggregation.trimmed_mean(updates, trim_ratio)
+    if rule == "krum":
+        return aggregation.krum(updates, f)
+    if rule == "multi-krum":
+        return aggregation.multi_krum(updates, f, weights=weights)
+    if rule == "bulyan":
+        return aggregation.bulyan(updates, f)
+    raise ValueError(f"unknown aggregation {rule!r}")
+
+
+def _choice(name: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        close = difflib.get_close_matches(value, options, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}{hint}")
+
+
+@DEFENSES.register("fedavg", "federated")
+@dataclass(frozen=True)
+class Federated:
+    """Federated averaging over simulated clients (McMahan et al. 2017, arXiv:1602.05629), with FedProx (Li et al.
+    2020, arXiv:1812.06127) and robust aggregation as options.
+
+    Args:
+        clients: number of simulated clients.
+        rounds: communication rounds.
+        local_epochs: epochs each selected client trains per round.
+        fraction: share of the clients selected each round.
+        partition: ``iid`` or ``dirichlet`` (label skew, see ``alpha``).
+        alpha: Dirichlet concentration; smaller is more skewed.
+        aggregation: mean (FedAvg), median, trimmed-mean, krum, multi-krum or bulyan.
+        trim_ratio: β of trimmed-mean: the share dropped at each end.
+        f: the number of Byzantine clients krum, multi-krum and bulyan assume.
+        mu: FedProx proximal weight (0 = FedAvg).
+        byzantine: how many clients send corrupted updates (clients 0 … byzantine-1).
+        byzantine_attack: sign-flip, gaussian or scale.
+        byzantine_scale: multiplier of sign-flip and scale updates.
+        byzantine_std: standard deviation of gaussian updates.
+        lr: Adam learning rate of the local training.
+        batch_size: samples per local optimiser step.
+    """
+
+    clients: int = 10
+    rounds: int = 40
+    local_epochs: int = 1
+    fraction: float = 1.0
+    partition: str = "iid"
+    alpha: float = 0.5
+    aggregation: str = "mean"
+    trim_ratio: float = 0.2
+    f: int = 2
+    mu: float = 0.0
+    byzantine: int = 0
+    byzantine_attack: str = "sign-flip"
+    byzantine_scale: float = 10.0
+    byzantine_std: float = 1.0
+    lr: float = 1e-3
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        _choice("partition", self.partition, PARTITIONS)
+        _choice("aggregation", self.aggregation, AGGREGATIONS)
+        _choice("byzantine_attack", self.byzantine_attack, BYZANTINE_ATTACKS)
+        for name in ("clients", "rounds", "local_epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
+        if not 0 <= self.byzantine <= self.clients:
+            raise ValueError(f"byzantine must be between 0 and clients = {self.clients}, got {self.byzantine}")
+        if self.alpha <= 0 or self.lr <= 0 or self.mu < 0 or self.f < 0:
+            raise ValueError("alpha and lr must be > 0, mu and f ≥ 0")
+        n, f = self.clients_per_round, self.f
+        if self.aggregation in ("krum", "multi-krum") and n < 2 * f + 3:
+            raise ValueError(f"{self.aggregation} needs n ≥ 2f + 3 clients per round: n = {n}, f = {f} "
+                             f"needs n ≥ {2 * f + 3}")
+        if self.aggregation == "bulyan" and n < 4 * f + 3:
+            raise ValueError(f"bulyan needs n ≥ 4f + 3 clients per round: n = {n}, f = {f} needs n ≥ {4 * f + 3}")
+        self.local_defense()  # validates the local step's parameters too
+
+    @property
+    def clients_per_round(self) -> int:
+        return max(1, round(self.fraction * self.clients))
+
+    def local_defense(self):
+        """The defense whose per-batch objective each client trains with (plain cross-entropy here)."""
+        from defenses.standard import Standard
+
+        return Standard(lr=self.lr, batch_size=self.batch_size)
+
+    def shards(self, labels: np.ndarray, seed: int) -> list[np.ndarray]:
+        if self.partition == "iid":
+            return partition.iid_partition(len(labels), self.clients, seed)
+        return partition.dirichlet_partition(labels, self.clients, self.alpha, seed)
+
+    def fit(self, model, data: DataBundle, ctx: RunContext):
+        import torch
+        from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+        from defenses._train import train
+
+        shards = self.shards(data.y_train, ctx.seed)
+        rng = np.random.default_rng([ctx.seed, 0xFED])
+        local_loss = self.local_defense().batch_loss(ctx)
+        model.to(torch.device(ctx.device))
+        global_weights = parameters_to_vector(model.parameters()).detach().cpu().double().numpy()
+        for round_index in range(ctx.epochs(self.rounds)):
+            chosen = np.sort(rng.choice(self.clients, self.clients_per_round, replace=False))
+            updates, sizes = [], []
+            for client in chosen:
+                vector_to_parameters(torch.from_numpy(global_weights).float().to(ctx.device), model.parameters())
+                shard = shards[client]
+                local = DataBundle(data.name, data.x_train[shard], data.y_train[shard], data.x_test, data.y_test,
+                                   data.nb_classes)
+                client_ctx = dataclasses.replace(ctx, seed=int(np.random.SeedSequence(
+                    [ctx.seed, round_index, int(client)]).generate_state(1)[0]))
+                loss = local_loss if self.mu == 0 else self.proximal(local_loss, model)
+                train(model, local, client_ctx, epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size,
+                      batch_loss=loss)
+                update = parameters_to_vector(model.parameters()).detach().cpu().double().numpy() - global_weights
+                if client < self.byzantine:
+                    update = byzantine_update(update, self.byzantine_attack, scale=self.byzantine_scale,
+                                              std=self.byzantine_std, rng=rng)
+                updates.append(update)
+                sizes.append(len(shard))
+            global_weights = global_weights + aggregate(self.aggregation, np.stack(updates), np.asarray(sizes),
+                                                        trim_ratio=self.trim_ratio, f=self.f)
+        vector_to_parameters(torch.from_numpy(global_weights).float().to(ctx.device), model.parameters())
+        model.eval()
+        return model
+
+    def proximal(self, local_loss, model):
+        """FedProx: the local objective plus (μ/2)·‖w − w_global‖², w_global frozen at the start of the round."""
+        anchor = [p.detach().clone() for p in model.parameters()]
+
+        def loss(net, x, y):
+            drift = sum(((p - a) ** 2).sum() for p, a in zip(net.parameters(), anchor, strict=True))
+            return local_loss(net, x, y) + 0.5 * self.mu * drift
+
+        return loss
