@@ -1,10 +1,10 @@
 """PGD: projected gradient descent from a random start (Madry et al. 2018, "Towards Deep Learning Models Resistant
 to Adversarial Attacks", arXiv:1706.06083), run through ART's ``ProjectedGradientDescentPyTorch``.
 
-Threat model: white-box, L∞, untargeted. ``steps`` signed-gradient steps of size ``step_fraction · ε`` inside the
-ε-ball, from one uniform random start. ART's defaults (no random start, batch 32) are overridden. The random start of
-each sample is drawn from that sample's key, so a sample gets the same start whatever batch it is in: the survivor
-shortcut of the sweep then gives exactly the numbers of attacking every sample. Cost: ``steps`` input gradients per
+Threat model: white-box, untargeted, L∞ or L2. ``steps`` gradient steps of size ``step_fraction · ε`` inside the
+ε-ball, from one random start. ART's defaults (no random start, batch 32) are overridden. The random start of each
+sample is drawn from that sample's key, so a sample gets the same start whatever batch it is in: the sweep's
+survivor shortcut then gives exactly the numbers of attacking every sample. Cost: ``steps`` input gradients per
 sample.
 
 Example::
@@ -21,27 +21,35 @@ from typing import ClassVar
 import numpy as np
 
 from benchmark import ATTACKS
-from benchmark.api import sample_rng
+from benchmark.api import art_norm, random_direction, sample_rng
 
-_SALT = 0x7067  # "pg"
+_SALT = 0x7067
 
 
-@ATTACKS.register("pgd", "pgd-linf")
+def random_start(key: int, shape: tuple[int, ...], norm: str) -> np.ndarray:
+    """A per-sample point of the unit ball: uniform per pixel (L∞) or uniform in the L2 ball."""
+    if norm == "inf":
+        return sample_rng(key, _SALT).uniform(-1.0, 1.0, size=shape)
+    radius = sample_rng(key, _SALT + 1).uniform() ** (1.0 / np.prod(shape))
+    return radius * random_direction(key, shape, norm, _SALT)
+
+
+@ATTACKS.register("pgd")
 @dataclass(frozen=True)
 class PGD:
-    """Projected Gradient Descent (Madry et al. 2018), L∞, random start, ART ``ProjectedGradientDescentPyTorch``.
+    """Projected Gradient Descent (Madry et al. 2018), L∞ or L2, random start, ART ``ProjectedGradientDescentPyTorch``.
 
     Args:
         steps: gradient steps.
         step_fraction: step size as a fraction of ε.
-        random_start: start from a uniform random point of the ε-ball (drawn per sample).
+        random_start: start from a random point of the ε-ball (drawn per sample).
     """
 
     steps: int = 10
     step_fraction: float = 0.25
     random_start: bool = True
 
-    norm: ClassVar[str] = "inf"
+    norms: ClassVar[tuple[str, ...]] = ("inf", "2")
     needs_grad: ClassVar[bool] = True
     black_box: ClassVar[bool] = False
     minimal_norm: ClassVar[bool] = False
@@ -52,10 +60,11 @@ class PGD:
         if not 0.0 < self.step_fraction <= 1.0:
             raise ValueError(f"step_fraction must be in (0, 1], got {self.step_fraction}")
 
-    def generate(self, estimator, x: np.ndarray, y: np.ndarray, eps: float, keys: np.ndarray, batch_size: int):
+    def generate(self, estimator, x: np.ndarray, y: np.ndarray, *, eps: float, norm: str, keys: np.ndarray,
+                 batch_size: int) -> np.ndarray:
         attack = _keyed_pgd_class()(
             estimator,
-            norm=np.inf,
+            norm=art_norm(norm),
             eps=eps,
             eps_step=self.step_fraction * eps,
             max_iter=self.steps,
@@ -64,6 +73,7 @@ class PGD:
             verbose=False,
         )
         attack.sample_keys = keys
+        attack.run_norm = norm
         return attack.generate(x=x, y=y)
 
 
@@ -77,12 +87,13 @@ def _keyed_pgd_class():
 
     class KeyedPGD(ProjectedGradientDescentPyTorch):
         sample_keys: np.ndarray
+        run_norm: str
 
         def _compute_pytorch(self, x, x_init, y, mask, eps, eps_step, random_init, momentum):
             if random_init:
                 first = self._batch_id * self.batch_size
                 keys = self.sample_keys[first : first + len(x)]
-                start = np.stack([sample_rng(key, _SALT).uniform(-1.0, 1.0, size=x.shape[1:]) for key in keys])
+                start = np.stack([random_start(key, tuple(x.shape[1:]), self.run_norm) for key in keys])
                 x = (x + torch.from_numpy(eps * start).to(x)).clamp(0.0, 1.0)
             return super()._compute_pytorch(x, x_init, y, mask, eps, eps_step, False, momentum)
 

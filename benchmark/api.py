@@ -86,22 +86,39 @@ class Defense(Protocol):
 class Attack(Protocol):
     """An evasion attack run through ART.
 
-    Tags (class attributes): ``norm`` ("inf" or "2"), ``needs_grad``, ``black_box``, ``minimal_norm``.
-    ``generate`` returns adversarial inputs for ``x`` (labels ``y``) within ``eps``; ``keys`` holds one integer per
-    sample, from which any randomness of that sample must be drawn, so results do not depend on which other samples
-    share the batch.
+    Tags (class attributes): ``norms`` (the threat models it supports: "inf", "2"), ``needs_grad``, ``black_box``,
+    ``minimal_norm``. An ε-bounded attack implements ``generate``: adversarial inputs for ``x`` (labels ``y``) within
+    ``eps`` in ``norm``. A minimal-norm attack implements ``find``: the closest adversarial point it can find, with no
+    ε (the sweep reads its distance). ``keys`` holds one integer per sample: randomness drawn from it does not depend
+    on which other samples share the batch.
     """
 
-    norm: ClassVar[str]
+    norms: ClassVar[tuple[str, ...]]
     needs_grad: ClassVar[bool]
     black_box: ClassVar[bool]
     minimal_norm: ClassVar[bool]
 
-    def generate(
-        self, estimator: Any, x: np.ndarray, y: np.ndarray, eps: float, keys: np.ndarray, batch_size: int
-    ) -> np.ndarray: ...
+    def generate(self, estimator: Any, x: np.ndarray, y: np.ndarray, *, eps: float, norm: str, keys: np.ndarray,
+                 batch_size: int) -> np.ndarray: ...
+
+    def find(self, estimator: Any, x: np.ndarray, y: np.ndarray, *, norm: str, keys: np.ndarray,
+             batch_size: int) -> np.ndarray: ...
+
+
+def art_norm(norm: str) -> float:
+    """The run's norm name ("inf", "2") as ART expects it."""
+    return {"inf": np.inf, "2": 2}[norm]
 
 
 def sample_rng(key: int | np.integer, *salt: int) -> np.random.Generator:
     """A random generator owned by one sample (``key``) and one use (``salt``)."""
     return np.random.default_rng([int(key), *salt])
+
+
+def random_direction(key: int | np.integer, shape: tuple[int, ...], norm: str, salt: int) -> np.ndarray:
+    """A per-sample random perturbation of norm 1: a random sign pattern (L∞) or a uniform direction (L2)."""
+    rng = sample_rng(key, salt)
+    if norm == "inf":
+        return rng.choice((-1.0, 1.0), size=shape)
+    direction = rng.standard_normal(size=shape)
+    return direction / np.linalg.norm(direction)

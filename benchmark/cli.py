@@ -37,12 +37,17 @@ class OneLineErrors(click.Group):
         except (click.Abort, KeyboardInterrupt):
             click.echo("bench: interrupted; finished jobs are kept in the store", err=True)
             sys.exit(130)
+        except Exception as exc:  # a bug, not bad input: one line, the traceback only with -v
+            if logging.getLogger().isEnabledFor(logging.INFO):
+                raise
+            fail(f"internal error: {type(exc).__name__}: {exc} (finished jobs are kept; rerun with -v for the "
+                 f"traceback)", code=1)
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def fail(message: str) -> None:
+def fail(message: str, code: int = 2) -> None:
     click.echo(f"bench: error: {' '.join(message.split())}", err=True)
-    sys.exit(2)
+    sys.exit(code)
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,7 +86,8 @@ def describe_params(plugin: Any) -> str:
     if dataclasses.is_dataclass(plugin):
         parts += [f"{f.name}={f.default}" for f in dataclasses.fields(plugin) if f.init]
     if hasattr(plugin, "needs_grad"):
-        tags = [f"norm=L{plugin.norm}"] + [t for t in ("needs_grad", "black_box", "minimal_norm") if getattr(plugin, t)]
+        tags = ["norms=" + ",".join(f"L{n}" for n in plugin.norms)]
+        tags += [t for t in ("needs_grad", "black_box", "minimal_norm") if getattr(plugin, t)]
         parts.append("[" + " ".join(tags) + "]")
     return " ".join(parts)
 
@@ -92,8 +98,10 @@ def describe_params(plugin: Any) -> str:
 @click.option("--model", help="Model architecture (default: cnn-small).")
 @click.option("--defense", "defenses", help="Comma list; name:key=value,key=value sets parameters "
                                             "(default: standard,pgd-at).")
-@click.option("--attack", "attacks", help="Comma list of attacks (default: fgsm,pgd,noise).")
-@click.option("--eps", help="Comma list of ε in [0, 1] input units (default: the dataset's grid).")
+@click.option("--attack", "attacks", help="Comma list of attacks and suites (suite:quick, suite:standard, "
+                                          "suite:full; default: suite:default).")
+@click.option("--norm", help="Threat model: inf or 2 (default: inf).")
+@click.option("--eps", help="Comma list of ε in input units (default: the dataset's grid for the norm).")
 @click.option("--seed", "seeds", help="Seed, or a comma list of seeds (default: 0).")
 @click.option("--device", help="auto, cpu or cuda (default: auto).")
 @click.option("--out", help="Output directory: results store, checkpoints, leaderboards (default: ./bench-results).")
@@ -172,7 +180,7 @@ def print_board(board) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from benchmark.leaderboard import TEXT_COLUMNS, table_cells
+    from benchmark.leaderboard import TEXT_COLUMNS, legend_lines, table_cells
 
     header, body = table_cells(board)
     norm = "L∞" if board.norm == "inf" else f"L{board.norm}"
@@ -184,7 +192,10 @@ def print_board(board) -> None:
             table.add_column(column, justify="left" if column in TEXT_COLUMNS else "right", no_wrap=True)
     for cells in body:
         table.add_row(*cells)
-    Console(width=max(140, Console().width)).print(table)
+    console = Console(width=max(140, Console().width))
+    console.print(table)
+    for line in legend_lines(board):
+        console.print(f"  • {line}", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
     "model": "cnn-small",
     "defenses": "standard,pgd-at",
-    "attacks": "fgsm,pgd,noise",
+    "attacks": "suite:default",
     "eps": None,  # the dataset's default grid for the norm
     "norm": "inf",
     "seeds": (0,),
@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
 }
 #: How each key is spelled on the command line, for error messages.
 OPTION_NAMES = {"defenses": "--defense", "attacks": "--attack", "seeds": "--seed"}
-NORMS = ("inf",)
+NORMS = ("inf", "2")
 QUICK_N_TEST = 100
 
 
@@ -80,8 +80,9 @@ class EvalConfig:
 
     @property
     def headline_eps(self) -> float:
-        wanted = DATASETS.get(self.dataset).headline_eps.get(self.norm, self.eps[-1])
-        return min(self.eps[1:] or self.eps, key=lambda e: abs(e - wanted))
+        from benchmark.data import headline_eps
+
+        return headline_eps(self.dataset, self.norm, self.eps)
 
 
 REGISTRIES: dict[str, Registry] = {"defense": DEFENSES, "attack": ATTACKS, "dataset": DATASETS, "model": MODELS}
@@ -129,12 +130,12 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
     if norm not in NORMS:
         raise ConfigError(f"{where('norm')}: unknown norm {norm!r}; supported: {', '.join(NORMS)}")
     defenses = parse_plugins("defense", get("defenses"), where("defenses"))
-    attacks = parse_plugins("attack", get("attacks"), where("attacks"))
+    attacks = parse_plugins("attack", expand_suites(get("attacks"), norm, where("attacks")), where("attacks"))
     for spec in attacks:
-        attack_norm = REGISTRIES["attack"].get(spec.name).norm
-        if attack_norm != norm:
-            raise ConfigError(f"{where('attacks')}: attack {spec.name!r} is an L{attack_norm} attack, "
-                              f"but the run's norm is L{norm} (--norm)")
+        supported = REGISTRIES["attack"].get(spec.name).norms
+        if norm not in supported:
+            raise ConfigError(f"{where('attacks')}: attack {spec.name!r} supports "
+                              f"{' and '.join('L' + n for n in supported)}, not the run's L{norm} (--norm)")
     eps_value = get("eps")
     if eps_value is None:
         eps = tuple(DATASETS.get(dataset).default_eps[norm])
@@ -174,6 +175,26 @@ def split_list(value: Any) -> list[Any]:
     if isinstance(value, (list, tuple)):
         return list(value)
     return [value]
+
+
+def expand_suites(value: Any, norm: str, where: str) -> list[Any]:
+    """Replace each ``suite:NAME`` item by the suite's attack names (a name already listed is not repeated)."""
+    from attacks.suites import expand_suite, suite_names
+
+    items: list[Any] = []
+    for item in split_list(value):
+        if isinstance(item, str) and item.startswith("suite:"):
+            name = item.split(":", 1)[1]
+            try:
+                items += [attack for attack in expand_suite(name, norm) if attack not in items]
+            except KeyError:
+                close = difflib.get_close_matches(name, suite_names(), n=1)
+                hint = f"did you mean 'suite:{close[0]}'? " if close else ""
+                raise ConfigError(f"{where}: unknown suite {name!r}; {hint}(suites: {', '.join(suite_names())})"
+                                  ) from None
+        elif not (isinstance(item, str) and item in items):
+            items.append(item)
+    return items
 
 
 def parse_eps(value: Any, where: str, norm: str) -> tuple[float, ...]:

@@ -15,6 +15,12 @@ from benchmark import DATASETS
 from benchmark.api import DataBundle
 
 
+def headline_eps(dataset: str, norm: str, eps: tuple[float, ...]) -> float:
+    """The ε of ``eps`` that leaderboards sort by: the one nearest the dataset's headline ε for ``norm``."""
+    wanted = DATASETS.get(dataset).headline_eps.get(norm, eps[-1])
+    return min(eps[1:] or eps, key=lambda e: abs(e - wanted))
+
+
 @DATASETS.register("digits")
 @dataclass(frozen=True)
 class Digits:
@@ -24,8 +30,9 @@ class Digits:
     leaderboard rows can be compared sample by sample.
     """
 
-    default_eps: ClassVar[dict[str, tuple[float, ...]]] = {"inf": (0.0, 0.05, 0.1, 0.2, 0.3)}
-    headline_eps: ClassVar[dict[str, float]] = {"inf": 0.1}
+    default_eps: ClassVar[dict[str, tuple[float, ...]]] = {"inf": (0.0, 0.05, 0.1, 0.2, 0.3),
+                                                          "2": (0.0, 0.25, 0.5, 0.75, 1.0)}
+    headline_eps: ClassVar[dict[str, float]] = {"inf": 0.1, "2": 0.5}
 
     def load(self) -> DataBundle:
         from sklearn.datasets import load_digits
@@ -43,8 +50,8 @@ class Digits:
 class Synthetic:
     """A tiny generated task for tests: 4 classes of noisy 1×6×6 prototypes, 240 train and 80 test samples."""
 
-    default_eps: ClassVar[dict[str, tuple[float, ...]]] = {"inf": (0.0, 0.1, 0.2, 0.3)}
-    headline_eps: ClassVar[dict[str, float]] = {"inf": 0.1}
+    default_eps: ClassVar[dict[str, tuple[float, ...]]] = {"inf": (0.0, 0.1, 0.2, 0.3), "2": (0.0, 0.5, 1.0, 2.0)}
+    headline_eps: ClassVar[dict[str, float]] = {"inf": 0.1, "2": 1.0}
 
     def load(self) -> DataBundle:
         rng = np.random.default_rng(1234)

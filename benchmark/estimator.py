@@ -1,4 +1,4 @@
-"""The one place a trained model is wrapped for ART: a ``PyTorchClassifier`` that counts what attacks ask of it."""
+"""The one place a trained model is wrapped for ART, with a counter of what attacks ask of it."""
 
 from __future__ import annotations
 
@@ -9,38 +9,53 @@ import torch
 from art.estimators.classification import PyTorchClassifier
 
 
-class CountingClassifier(PyTorchClassifier):
-    """ART's ``PyTorchClassifier`` that counts per-sample input gradients (``grad``) and predictions (``predict``).
+class CallCounter:
+    """A forward hook on the model that counts, per sample, the gradients and predictions attacks ask for.
 
-    The counts are the cost of an attack independent of the machine: gradient evaluations for white-box attacks,
-    queries for black-box ones.
+    A forward pass whose output needs a gradient registers a tensor hook that counts each backward pass through it
+    (so ART's ``class_gradient``, one backward per class, counts one per class); any other forward pass is a
+    prediction (a query). Being on the model rather than on the ART wrapper, it also counts attacks that build their
+    own wrapper (ART's APGD does).
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self.counts: Counter = Counter()
 
-    def loss_gradient(self, x, y, training_mode: bool = False, **kwargs):
-        self.counts["grad"] += len(x)
-        return super().loss_gradient(x, y, training_mode=training_mode, **kwargs)
+    def __call__(self, module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if output.requires_grad:
+            output.register_hook(self._count_backward)
+        else:
+            self.counts["predict"] += len(output)
 
-    def class_gradient(self, x, label=None, training_mode: bool = False, **kwargs):
-        per_sample = self.nb_classes if label is None else 1
-        self.counts["grad"] += len(x) * per_sample
-        return super().class_gradient(x, label=label, training_mode=training_mode, **kwargs)
+    def _count_backward(self, grad: torch.Tensor) -> None:
+        self.counts["grad"] += len(grad)
 
-    def predict(self, x: np.ndarray, batch_size: int = 128, training_mode: bool = False, **kwargs) -> np.ndarray:
-        self.counts["predict"] += len(x)
+
+class Classifier(PyTorchClassifier):
+    """ART's ``PyTorchClassifier`` that casts numpy inputs to float32 before predicting (ART's HopSkipJump sends
+    float64, which a float32 model rejects)."""
+
+    def predict(self, x, batch_size: int = 128, training_mode: bool = False, **kwargs):
+        if isinstance(x, np.ndarray) and x.dtype != np.float32:
+            x = x.astype(np.float32)
         return super().predict(x, batch_size=batch_size, training_mode=training_mode, **kwargs)
 
 
-def wrap(model: torch.nn.Module, input_shape: tuple[int, ...], nb_classes: int, device: str) -> CountingClassifier:
-    """Wrap ``model`` (logits out, inputs in [0, 1]) for attacks; its weights are frozen, since attacks only need
-    input gradients and back-propagating into every weight roughly doubles their cost."""
+def wrap(model: torch.nn.Module, input_shape: tuple[int, ...], nb_classes: int, device: str) -> Classifier:
+    """Wrap ``model`` (logits out, inputs in [0, 1]) for attacks; ``estimator.counts`` counts its use.
+
+    The weights are frozen, since attacks only need input gradients and back-propagating into every weight roughly
+    doubles their cost.
+    """
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    return CountingClassifier(
+    counter = CallCounter()
+    # ART runs an nn.Sequential child by child (to expose every layer), never through its own forward: hook the last
+    # child there, the model itself otherwise.
+    last = model[-1] if isinstance(model, torch.nn.Sequential) and len(model) else model
+    last.register_forward_hook(counter)
+    estimator = Classifier(
         model=model,
         loss=torch.nn.CrossEntropyLoss(),
         input_shape=tuple(input_shape),
@@ -48,3 +63,5 @@ def wrap(model: torch.nn.Module, input_shape: tuple[int, ...], nb_classes: int, 
         clip_values=(0.0, 1.0),
         device_type="gpu" if device.startswith("cuda") else "cpu",
     )
+    estimator.counts = counter.counts
+    return estimator

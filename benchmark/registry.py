@@ -68,6 +68,11 @@ class Registry(Generic[T]):
         for alias in aliases:
             self._aliases[alias] = name
 
+    def remove(self, name: str) -> None:
+        """Unregister ``name`` and its aliases (for tests and interactive sessions)."""
+        self._entries.pop(name, None)
+        self._aliases = {alias: target for alias, target in self._aliases.items() if target != name}
+
     def get(self, name: str) -> T:
         """The plugin registered as ``name`` (or an alias); lazy entries are imported now."""
         self._load()

@@ -5,6 +5,7 @@ A job is a pure function of its spec: every executor gives the same numbers for 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import numpy as np
 
 from benchmark import MODELS
 from benchmark.api import RunContext
+from benchmark.data import headline_eps
 from benchmark.env import environment
 from benchmark.plan import Job, load_dataset
 from benchmark.store import SCHEMA_VERSION, Store, now
@@ -41,7 +43,9 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
     import torch
 
     from benchmark.estimator import wrap
+    from benchmark.probes import run_probes
     from benchmark.sweep import run_sweep
+    from benchmark.validity import verdicts
 
     emit = on_event or (lambda *args, **kwargs: None)
     data = load_dataset(job.dataset)
@@ -53,26 +57,39 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
 
     info = None if fresh else store.load_checkpoint(job.train_hash, model)
     cached = info is not None
-    steps = 1 + len(job.attacks)  # training, then one step per attack
+    steps = 2 + len(job.attacks)  # training, one step per attack, the validity probes
     emit("phase", text=f"{job.defense.label} (seed {job.seed}): training", step=0, steps=steps)
+    defense = job.defense.build()
     if info is None:
         start = time.perf_counter()
-        model = job.defense.build().fit(model, data, ctx)
+        trained = defense.fit(model, data, ctx)
         info = {"train_seconds": time.perf_counter() - start, "train_grad_evals": ctx.costs["train_grad_evals"]}
-        store.save_checkpoint(job.train_hash, model, info)
+        model = inference_model(defense, trained)
+        info["test_correct"] = plain_correct(model, data, job.device).astype(int).tolist()
+        store.save_checkpoint(job.train_hash, trained, info)
+    else:
+        model = inference_model(defense, model)
     model.to(torch.device(job.device))
 
     attacks = {spec.label: spec.build() for spec in job.attacks}
     batch_size = BATCH_SIZE[job.device.split(":")[0]]
     estimator = wrap(model, data.input_shape, data.nb_classes, job.device)
+    keys = sample_keys(job.seed, len(test.x_test))
     start = time.perf_counter()
     sweep = run_sweep(
-        estimator, test.x_test, test.y_test, attacks, job.eps,
-        keys=sample_keys(job.seed, len(test.x_test)), batch_size=batch_size,
+        estimator, test.x_test, test.y_test, attacks, job.eps, norm=job.norm, keys=keys, batch_size=batch_size,
+        seed=job.seed,
         on_attack=lambda name: emit("phase", text=f"{job.defense.label} (seed {job.seed}): attack {name}",
                                     step=1 + list(attacks).index(name), steps=steps),
     )
     eval_seconds = time.perf_counter() - start
+    emit("phase", text=f"{job.defense.label} (seed {job.seed}): validity probes", step=steps - 1, steps=steps)
+    start = time.perf_counter()
+    pgd = next((a for spec, a in zip(job.attacks, attacks.values(), strict=True) if spec.name == "pgd"), None)
+    probes = run_probes(estimator, test.x_test, test.y_test, sweep, norm=job.norm,
+                        headline_eps=headline_eps(job.dataset, job.norm, job.eps), keys=keys, batch_size=batch_size,
+                        seed=job.seed, pgd=pgd, trained_correct=stored_correct(info, len(test.x_test)))
+    probe_seconds = time.perf_counter() - start
 
     keyed = lambda accuracy: {eps_key(e): a for e, a in accuracy.items()}  # noqa: E731
     return {
@@ -98,6 +115,15 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
         "attack_seconds": {name: o.seconds for name, o in sweep.outcomes.items()},
         "attack_grad_evals": {name: o.grad_evals for name, o in sweep.outcomes.items()},
         "attack_queries": {name: o.queries for name, o in sweep.outcomes.items()},
+        "attack_sample_runs": {name: o.attacked for name, o in sweep.outcomes.items()},
+        "attack_tags": {name: {tag: getattr(a, tag) for tag in ("needs_grad", "black_box", "minimal_norm")}
+                        for name, a in attacks.items()},
+        "attack_errors": {name: o.error for name, o in sweep.outcomes.items() if o.error},
+        "median_distance": {name: o.median_distance for name, o in sweep.outcomes.items()
+                            if o.distances is not None},
+        "flags": verdicts(sweep, probes),
+        "probes": dataclasses.asdict(probes),
+        "probe_seconds": probe_seconds,
         "train_seconds": info["train_seconds"],
         "train_grad_evals": info["train_grad_evals"],
         "train_cached": cached,
@@ -107,7 +133,32 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
         "samples": {
             "correct": sweep.correct.astype(int).tolist(),
             "broken_at": {name: o.broken_at.tolist() for name, o in sweep.outcomes.items()},
+            "distances": {name: [None if np.isinf(d) else float(d) for d in o.distances]
+                          for name, o in sweep.outcomes.items() if o.distances is not None},
         },
         "environment": environment(job.device),
         "created_at": now(),
     }
+
+
+def inference_model(defense, model):
+    """The module to evaluate: the trained model, or what the defense wraps it in at test time (a defense may
+    define ``inference_model(model)``, e.g. to add input preprocessing; checkpoints hold the trained model)."""
+    wrap_for_inference = getattr(defense, "inference_model", None)
+    return model if wrap_for_inference is None else wrap_for_inference(model)
+
+
+def stored_correct(info: dict[str, Any], n: int) -> np.ndarray | None:
+    """The per-sample clean correctness recorded right after training, for the first ``n`` test samples."""
+    correct = info.get("test_correct")
+    return None if correct is None else np.asarray(correct[:n], dtype=bool)
+
+
+def plain_correct(model, data, device: str) -> np.ndarray:
+    """Per test sample, whether the model (plain torch, no ART) classifies it correctly."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.from_numpy(data.x_test).to(device))
+    return logits.argmax(dim=1).cpu().numpy() == data.y_test

@@ -12,7 +12,7 @@ def test_defaults(tmp_path):
     cfg = config(tmp_path)
     assert cfg.dataset == "digits" and cfg.model == "cnn-small" and cfg.norm == "inf"
     assert [d.name for d in cfg.defenses] == ["standard", "pgd-at"]
-    assert [a.name for a in cfg.attacks] == ["fgsm", "pgd", "noise"]
+    assert [a.name for a in cfg.attacks] == ["fgsm", "pgd", "apgd-ce", "apgd-dlr", "square", "noise"]
     assert cfg.eps == (0.0, 0.05, 0.1, 0.2, 0.3)
     assert cfg.headline_eps == 0.1
     assert cfg.seeds == (0,)
@@ -103,3 +103,29 @@ def test_toml_unknown_key_and_broken_file(tmp_path):
         load_toml(path)
     with pytest.raises(ConfigError, match="--config: file not found"):
         load_toml(tmp_path / "missing.toml")
+
+
+def test_suites_expand_and_mix_with_names(tmp_path):
+    cfg = config(tmp_path, attacks="suite:quick,deepfool", norm="2")
+    assert [a.name for a in cfg.attacks] == ["fgsm", "pgd", "deepfool"]
+    assert cfg.eps == (0.0, 0.25, 0.5, 0.75, 1.0) and cfg.headline_eps == 0.5
+    cfg = config(tmp_path, attacks="pgd:steps=3,suite:quick")
+    assert [a.label for a in cfg.attacks] == ["pgd(steps=3)", "fgsm", "pgd"]  # two different PGDs
+    full = config(tmp_path, attacks="suite:full")
+    import benchmark as bench
+
+    assert {a.name for a in full.attacks} == {n for n in bench.ATTACKS.names() if "inf" in bench.ATTACKS.get(n).norms}
+    assert "deepfool" not in {a.name for a in full.attacks} and "cw-linf" in {a.name for a in full.attacks}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"attacks": "suite:fulll"}, r"unknown suite 'fulll'; did you mean 'suite:full'\?"),
+        ({"attacks": "suite:quick,deepfool"}, r"attack 'deepfool' supports L2, not the run's Linf \(--norm\)"),
+        ({"attacks": "cw-linf", "norm": "2"}, r"attack 'cw-linf' supports Linf, not the run's L2"),
+    ],
+)
+def test_attack_that_does_not_fit_the_norm_is_refused(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        config(tmp_path, **overrides)

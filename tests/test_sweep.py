@@ -16,8 +16,8 @@ def attacks():
 def test_survivor_shortcut_equals_naive_loop(estimator, synthetic):
     x, y = synthetic.x_test, synthetic.y_test
     keys = sample_keys(7, len(x))
-    fast = run_sweep(estimator, x, y, attacks(), EPS, keys=keys, batch_size=32)
-    naive = run_sweep(estimator, x, y, attacks(), EPS, keys=keys, batch_size=32, survivors_only=False)
+    fast = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=keys, batch_size=32)
+    naive = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=keys, batch_size=32, survivors_only=False)
     assert np.array_equal(fast.correct, naive.correct)
     for name in fast.outcomes:
         assert np.array_equal(fast.outcomes[name].broken_at, naive.outcomes[name].broken_at), name
@@ -33,15 +33,15 @@ def test_survivor_shortcut_equals_naive_loop(estimator, synthetic):
 def test_results_do_not_depend_on_batch_size(estimator, synthetic):
     x, y = synthetic.x_test, synthetic.y_test
     keys = sample_keys(0, len(x))
-    a = run_sweep(estimator, x, y, attacks(), EPS, keys=keys, batch_size=7)
-    b = run_sweep(estimator, x, y, attacks(), EPS, keys=keys, batch_size=64)
+    a = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=keys, batch_size=7)
+    b = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=keys, batch_size=64)
     for name in a.outcomes:
         assert np.array_equal(a.outcomes[name].broken_at, b.outcomes[name].broken_at), name
 
 
 def test_worst_case_is_per_sample_and_monotone(estimator, synthetic):
     x, y = synthetic.x_test, synthetic.y_test
-    result = run_sweep(estimator, x, y, attacks(), EPS, keys=sample_keys(0, len(x)), batch_size=32)
+    result = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=sample_keys(0, len(x)), batch_size=32)
     worst = result.accuracy()
     for k, eps in enumerate(EPS):
         assert worst[eps] <= min(result.accuracy(name)[eps] for name in result.outcomes)
@@ -65,8 +65,8 @@ def test_accuracy_semantics_on_hand_made_outcomes():
 
 def test_eps_grid_must_start_at_zero(estimator, synthetic):
     with pytest.raises(ValueError, match="start at 0"):
-        run_sweep(estimator, synthetic.x_test, synthetic.y_test, attacks(), (0.1, 0.2), keys=np.arange(80),
-                  batch_size=8)
+        run_sweep(estimator, synthetic.x_test, synthetic.y_test, attacks(), (0.1, 0.2), norm="inf",
+                  keys=np.arange(80), batch_size=8)
 
 
 def test_check_perturbation_catches_escapes():

@@ -49,7 +49,7 @@ def test_harness_pgd_vs_hand_written(benchmark, digits, model_name):
     results = {}
 
     def harness():
-        sweep = run_sweep(estimator, x_np, y_np, attack, (0.0, EPS), keys=keys, batch_size=BATCH,
+        sweep = run_sweep(estimator, x_np, y_np, attack, (0.0, EPS), norm="inf", keys=keys, batch_size=BATCH,
                           survivors_only=False)
         results["harness"] = sweep.accuracy("pgd")[EPS]
 

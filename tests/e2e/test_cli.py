@@ -36,7 +36,7 @@ def test_help_and_list_import_neither_torch_nor_art():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip().endswith("heavy: []")
-    assert "pgd-at" in result.stdout and "steps=7" in result.stdout and "[norm=Linf needs_grad]" in result.stdout
+    assert "pgd-at" in result.stdout and "steps=7" in result.stdout and "[norms=Linf,L2 needs_grad]" in result.stdout
 
 
 def test_evaluate_records_renders_and_resumes(tmp_path):
@@ -52,7 +52,7 @@ def test_evaluate_records_renders_and_resumes(tmp_path):
         assert {"defense", "model", "seed", "clean_accuracy", "robust_accuracy", "per_attack", "train_seconds",
                 "eval_seconds", "device"} <= set(row)
         assert set(row["robust_accuracy"]) == {"0", "0.1", "0.2", "0.3"}
-        assert set(row["per_attack"]) == {"fgsm", "pgd", "noise"}
+        assert set(row["per_attack"]) == {"fgsm", "pgd", "apgd-ce", "apgd-dlr", "square", "noise"}
         values = [row["robust_accuracy"][k] for k in ("0", "0.1", "0.2", "0.3")]
         assert values == sorted(values, reverse=True) and values[0] == row["clean_accuracy"]
         assert row["quick"] is True and row["n_test"] == 80

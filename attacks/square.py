@@ -1,0 +1,62 @@
+"""Square Attack (Andriushchenko et al. 2020, "Square Attack: a query-efficient black-box adversarial attack via
+random search", arXiv:1912.00049), run through ART's ``SquareAttack``.
+
+Threat model: black-box, score-based (it sees the model's outputs, never its gradients), untargeted, L∞ or L2.
+Random square-shaped updates are kept when they lower the margin loss. Because it needs no gradient it is the
+ensemble's check against gradient masking. ART's default budget (5,000 iterations × 5 restarts) took 164 s on 100
+digits samples here; the budget is explicit and recorded. ART makes about three predictions per iteration and keeps
+iterating while any sample of the batch survives, so the cost is up to ``3 × queries × restarts`` predictions per
+sample.
+
+Example::
+
+    bench evaluate --attack square:queries=2000,restarts=2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from benchmark import ATTACKS
+from benchmark.api import art_norm
+
+
+@ATTACKS.register("square")
+@dataclass(frozen=True)
+class Square:
+    """Square Attack (Andriushchenko et al. 2020), black-box score-based, ART ``SquareAttack``.
+
+    Args:
+        queries: iterations (one candidate per sample each) per restart: the query budget.
+        restarts: independent restarts.
+        p_init: initial share of pixels a square covers.
+    """
+
+    queries: int = 300
+    restarts: int = 1
+    p_init: float = 0.3
+
+    norms: ClassVar[tuple[str, ...]] = ("inf", "2")
+    needs_grad: ClassVar[bool] = False
+    black_box: ClassVar[bool] = True
+    minimal_norm: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        for name in ("queries", "restarts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 < self.p_init <= 1.0:
+            raise ValueError(f"p_init must be in (0, 1], got {self.p_init}")
+
+    def art_attack(self, estimator, *, eps: float, norm: str, batch_size: int):
+        from art.attacks.evasion import SquareAttack
+
+        return SquareAttack(estimator, norm=art_norm(norm), max_iter=self.queries, eps=eps, p_init=self.p_init,
+                            nb_restarts=self.restarts, batch_size=batch_size, verbose=False)
+
+    def generate(self, estimator, x: np.ndarray, y: np.ndarray, *, eps: float, norm: str, keys: np.ndarray,
+                 batch_size: int) -> np.ndarray:
+        return self.art_attack(estimator, eps=eps, norm=norm, batch_size=batch_size).generate(x=x, y=y)
