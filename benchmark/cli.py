@@ -52,12 +52,14 @@ def fail(message: str, code: int = 2) -> None:
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="defense-bench", prog_name="bench")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Log details, and show the traceback of internal errors.")
+def main(verbose: bool) -> None:
     """How robust is this defense, really, and at what cost?
 
     Trains defenses under one budget, scores them with ART attacks over ε sweeps and prints leaderboards.
-    Start with `bench evaluate` (digits, standard vs PGD-AT, about two minutes on two cores).
+    Start with `bench evaluate` (digits, standard vs PGD-AT, about a minute on two cores).
     """
+    setup_logging(verbose)
 
 
 @main.command("list")
@@ -103,6 +105,7 @@ def describe_params(plugin: Any) -> str:
 @click.option("--norm", help="Threat model: inf or 2 (default: inf).")
 @click.option("--eps", help="Comma list of ε in input units (default: the dataset's grid for the norm).")
 @click.option("--seed", "seeds", help="Seed, or a comma list of seeds (default: 0).")
+@click.option("--seeds", "n_seeds", type=int, help="Run seeds 0 … N-1 (instead of --seed).")
 @click.option("--device", help="auto, cpu or cuda (default: auto).")
 @click.option("--out", help="Output directory: results store, checkpoints, leaderboards (default: ./bench-results).")
 @click.option("--quick", is_flag=True, default=None, help="Smoke run: 1/8 of the epochs and 100 test samples.")
@@ -114,23 +117,24 @@ def evaluate(config_file: str | None, fresh: bool, verbose: bool, **options: Any
     from benchmark.config import build_config, load_toml
 
     setup_logging(verbose)
+    n_seeds = options.pop("n_seeds")
+    if n_seeds is not None:
+        if options["seeds"] is not None:
+            raise click.UsageError("give --seed or --seeds, not both")
+        if n_seeds < 1:
+            raise click.UsageError(f"--seeds: must be at least 1, got {n_seeds}")
+        options["seeds"] = ",".join(str(seed) for seed in range(n_seeds))
     overrides = {key: value for key, value in options.items() if value is not None}
     file_values = load_toml(config_file) if config_file else None
     config = build_config(file_values, overrides, file_label=str(config_file))
 
-    from benchmark.executors import run_in_process
-    from benchmark.leaderboard import build_leaderboard, render_json, render_markdown
-    from benchmark.plan import plan
-    from benchmark.store import Store
+    from benchmark.evaluate import evaluate as run_evaluation
+    from benchmark.render import render
 
-    jobs = plan(config)
-    with Store(config.out) as store:
-        with progress_reporter() as on_event:
-            run_in_process(jobs, store, fresh=fresh, on_event=on_event)
-        records = store.records([job.job_hash for job in jobs])
-    board = build_leaderboard(records, headline_eps=config.headline_eps)
-    (config.out / "leaderboard.md").write_text(render_markdown(board), encoding="utf-8")
-    (config.out / "leaderboard.json").write_text(render_json(board), encoding="utf-8")
+    with progress_reporter() as on_event:
+        board = run_evaluation(config, fresh=fresh, on_event=on_event)
+    for fmt in ("md", "json"):
+        (config.out / f"leaderboard.{fmt}").write_text(render(board, fmt), encoding="utf-8")
     print_board(board)
     if config.quick:
         click.echo("Quick run: fewer epochs and test samples; not for comparison with full runs.")
@@ -139,8 +143,9 @@ def evaluate(config_file: str | None, fresh: bool, verbose: bool, **options: Any
 
 
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="bench: %(levelname)s: %(name)s: %(message)s")
+    logging.basicConfig(format="bench: %(levelname)s: %(name)s: %(message)s")
+    if verbose or not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 class progress_reporter:  # noqa: N801 - used as a context manager like a function
@@ -179,24 +184,24 @@ class progress_reporter:  # noqa: N801 - used as a context manager like a functi
 def print_board(board) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from benchmark.leaderboard import TEXT_COLUMNS, legend_lines, table_cells
 
     header, body = table_cells(board)
     norm = "L∞" if board.norm == "inf" else f"L{board.norm}"
-    table = Table(title=f"{board.dataset} · {norm} · worst case over {', '.join(board.attacks)}")
+    table = Table(title=f"{board.dataset} · {norm} · worst case over {', '.join(board.attacks)} (%)")
     for column in header:
         if column == "defense":
             table.add_column(column, overflow="fold", ratio=1)
         else:
             table.add_column(column, justify="left" if column in TEXT_COLUMNS else "right", no_wrap=True)
     for cells in body:
-        table.add_row(*cells)
+        table.add_row(*(Text(cell) for cell in cells))  # Text: no rich markup in user strings
     console = Console(width=max(140, Console().width))
     console.print(table)
     for line in legend_lines(board):
-        console.print(f"  • {line}", highlight=False)
+        console.print(f"  • {line}", highlight=False, markup=False)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+from benchmark import cli_reports  # noqa: E402,F401  (registers leaderboard, compare and check)

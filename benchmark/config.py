@@ -46,7 +46,8 @@ QUICK_N_TEST = 100
 
 @dataclass(frozen=True)
 class PluginSpec:
-    """A plugin name plus the parameters the user set; ``params`` holds every field, defaults included."""
+    """A plugin name and every parameter (defaults included); ``overrides`` are those that differ from the
+    defaults, which label the row."""
 
     kind: str
     name: str
@@ -55,7 +56,7 @@ class PluginSpec:
 
     @property
     def label(self) -> str:
-        """The row label: the name, with the parameters the user changed (``pgd-at(eps=0.05)``)."""
+        """The row label: the name, with the parameters that differ from the defaults (``pgd-at(eps=0.05)``)."""
         if not self.overrides:
             return self.name
         return f"{self.name}({','.join(f'{k}={v}' for k, v in self.overrides)})"
@@ -323,7 +324,7 @@ def make_spec(kind: str, name: str, params: Mapping[str, Any], where: str) -> Pl
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {kind} {canonical!r}: {exc}") from None
     full = dataclasses.asdict(instance) if dataclasses.is_dataclass(instance) else {}
-    overrides = tuple((key, full[key]) for key in fields if key in coerced)
+    overrides = tuple((key, full[key]) for key in fields if full[key] != fields[key].default)
     return PluginSpec(kind, canonical, tuple(full.items()), overrides)
 
 

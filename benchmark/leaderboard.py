@@ -1,17 +1,20 @@
-"""Stored records → a ``Leaderboard`` → Markdown and JSON, with no recomputation.
+"""Stored records → a ``Leaderboard``: per-seed rows with Wilson intervals, and a summary per defense (mean ± sd
+over seeds, per-seed values kept). Renderers (``benchmark/render/``) read only this object: nothing is recomputed.
 
-Rows are sorted by worst-case robust accuracy at the headline ε (then by clean accuracy).
+Rows and summary are sorted by worst-case robust accuracy at the headline ε (then by clean accuracy).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from benchmark.errors import BenchError
+from benchmark.plan import content_hash
+from benchmark.stats import mean_sd, wilson
 
-LEADERBOARD_SCHEMA_VERSION = 1
+LEADERBOARD_SCHEMA_VERSION = 2
 
 #: Record fields copied into each leaderboard row as they are.
 ROW_FIELDS = (
@@ -26,6 +29,11 @@ AUTOATTACK_NOTE = ("autoattack is ART's AutoAttack ensemble with this harness's 
                    "RobustBench leaderboard")
 
 
+def eps_key(eps: float) -> str:
+    """How an ε is written as a JSON key: ``0.1`` → ``"0.1"``."""
+    return f"{eps:g}"
+
+
 @dataclass(frozen=True)
 class Leaderboard:
     dataset: str
@@ -33,11 +41,18 @@ class Leaderboard:
     headline_eps: float
     eps: tuple[float, ...]
     attacks: tuple[str, ...]
-    rows: tuple[dict[str, Any], ...]
+    rows: tuple[dict[str, Any], ...]  # one per (defense, model, seed)
+    summary: tuple[dict[str, Any], ...]  # one per (defense, model), aggregated over seeds
+    config: dict[str, Any]  # enough to re-run the evaluation (``bench check``)
+    provenance: dict[str, Any]
 
     @property
     def headline_key(self) -> str:
-        return f"{self.headline_eps:g}"
+        return eps_key(self.headline_eps)
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({row["seed"] for row in self.rows})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,12 +62,15 @@ class Leaderboard:
             "headline_eps": self.headline_eps,
             "eps": list(self.eps),
             "attacks": list(self.attacks),
+            "config": self.config,
+            "provenance": self.provenance,
+            "summary": list(self.summary),
             "rows": list(self.rows),
         }
 
 
 def build_leaderboard(records: list[dict[str, Any]], *, headline_eps: float | None = None) -> Leaderboard:
-    """One row per record; all records must share dataset, norm and ε grid."""
+    """All records must share dataset, norm and ε grid."""
     if not records:
         raise BenchError("no results to put on a leaderboard")
     first = records[0]
@@ -60,53 +78,117 @@ def build_leaderboard(records: list[dict[str, Any]], *, headline_eps: float | No
         for key in ("dataset", "norm", "eps"):
             if record[key] != first[key]:
                 raise BenchError(f"records differ in {key} ({first[key]} vs {record[key]}): one leaderboard per "
-                                 f"dataset, norm and ε grid")
+                                 f"dataset, norm and ε grid (filter with --dataset, --norm)")
     eps = tuple(first["eps"])
     if headline_eps is None:
         from benchmark.data import headline_eps as dataset_headline
 
         headline_eps = dataset_headline(first["dataset"], first["norm"], eps)
-    key = f"{headline_eps:g}"
-    rows = [
-        {
-            **{field: record.get(field) for field in ROW_FIELDS},
-            "provenance": {
-                "job_hash": record["job_hash"],
-                "train_hash": record["train_hash"],
-                "git_sha": record["environment"].get("git_sha"),
-                "versions": record["environment"].get("versions"),
-                "created_at": record["created_at"],
-            },
-        }
-        for record in records
-    ]
-    rows.sort(key=lambda row: (-row["robust_accuracy"][key], -row["clean_accuracy"], row["defense"], row["seed"]))
+    key = eps_key(headline_eps)
+    rows = sorted((make_row(record) for record in records),
+                  key=lambda r: (-r["robust_accuracy"][key], -r["clean_accuracy"], r["defense"], r["seed"]))
+    summary = sorted(summarise(rows, eps),
+                     key=lambda s: (-s["robust_accuracy"][key]["mean"], -s["clean_accuracy"]["mean"], s["defense"]))
     attacks = tuple(dict.fromkeys(name for record in records for name in record["attacks"]))
-    return Leaderboard(first["dataset"], first["norm"], headline_eps, eps, attacks, tuple(rows))
+    config = {
+        "dataset": first["dataset"],
+        "model": sorted({r["model"] for r in records}),
+        "defenses": unique([{"name": r["defense_name"], **r["defense_params"]} for r in records]),
+        "attacks": [{"name": name.split("(")[0], **params} for name, params in first["attacks"].items()],
+        "eps": list(eps),
+        "norm": first["norm"],
+        "seeds": sorted({r["seed"] for r in records}),
+        "quick": first["quick"],
+        "n_test": first["n_test"],
+    }
+    environment = records[-1]["environment"]
+    provenance = {
+        "config_hash": content_hash(config),
+        "data_fingerprint": first.get("data_fingerprint"),
+        "versions": environment.get("versions"),
+        "python": environment.get("python"),
+        "device": sorted({r["device"] for r in records}),
+        "cpu": environment.get("cpu"),
+        "git_sha": sorted({str(r["environment"].get("git_sha")) for r in records}),
+        "created": [min(r["created_at"] for r in records), max(r["created_at"] for r in records)],
+    }
+    return Leaderboard(first["dataset"], first["norm"], headline_eps, eps, attacks, tuple(rows), tuple(summary),
+                       config, provenance)
 
 
-#: Columns aligned left; every other column holds a number.
-TEXT_COLUMNS = ("defense", "model", "device", "flags", "attack")
+def unique(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` without repeats, in order (plugin tables: name plus every parameter, as config files write them)."""
+    kept: list[dict[str, Any]] = []
+    for item in items:
+        if item not in kept:
+            kept.append(item)
+    return kept
 
 
-def percent(value: float) -> str:
-    return f"{100 * value:.1f}"
+def make_row(record: dict[str, Any]) -> dict[str, Any]:
+    n = record["n_test"]
+    worst = worst_broken_at(record)
+    return {
+        **{field: record.get(field) for field in ROW_FIELDS},
+        "clean_ci": wilson(round(record["clean_accuracy"] * n), n),
+        "robust_ci": {k: wilson(round(v * n), n) for k, v in record["robust_accuracy"].items()},
+        "samples": {"worst_broken_at": worst},
+        "provenance": {
+            "job_hash": record["job_hash"],
+            "train_hash": record["train_hash"],
+            "git_sha": record["environment"].get("git_sha"),
+            "versions": record["environment"].get("versions"),
+            "created_at": record["created_at"],
+        },
+    }
 
 
-def table_cells(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
-    """Header and body of the main table, shared by the Markdown and terminal renderers."""
-    eps_columns = [e for e in board.eps if e > 0]
-    header = ["#", "defense", "model", "seed", "clean %"]
-    header += [f"ε={e:g} %" + (" ★" if e == board.headline_eps else "") for e in eps_columns]
-    header += ["train s", "eval s", "device", "flags"]
-    body = []
-    for rank, row in enumerate(board.rows, start=1):
-        cells = [str(rank), row["defense"], row["model"], str(row["seed"]), percent(row["clean_accuracy"])]
-        cells += [percent(row["robust_accuracy"][f"{e:g}"]) for e in eps_columns]
-        cells += [f"{row['train_seconds']:.1f}", f"{row['eval_seconds']:.1f}", row["device"]]
-        cells.append(", ".join(row.get("flags") or []) or "–")
-        body.append(cells)
-    return header, body
+def worst_broken_at(record: dict[str, Any]) -> list[int] | None:
+    """Per sample, the first ε index at which any valid attack broke it (what paired tests compare)."""
+    samples = record.get("samples")
+    if not samples:
+        return None
+    never = len(record["eps"])
+    errors = record.get("attack_errors") or {}
+    worst = [never if c else 0 for c in samples["correct"]]
+    for attack, broken in samples["broken_at"].items():
+        if attack not in errors:
+            worst = [min(a, b) for a, b in zip(worst, broken, strict=True)]
+    return worst
+
+
+def summarise(rows: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> list[dict[str, Any]]:
+    """One entry per (defense, model): mean ± sd over seeds of every accuracy, per-seed values and a Wilson interval
+    over the pooled samples, mean costs, and the union of the flags."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["defense"], row["model"]), []).append(row)
+    summary = []
+    for (defense, model), members in groups.items():
+        members.sort(key=lambda r: r["seed"])
+        sizes = [r["n_test"] for r in members]
+
+        def stat(values: list[float], sizes: list[int] = sizes) -> dict[str, Any]:
+            mean, sd = mean_sd(values)
+            pooled = sum(round(v * n) for v, n in zip(values, sizes, strict=True))
+            return {"mean": mean, "sd": sd, "values": values, "ci": wilson(pooled, sum(sizes))}
+
+        attacks = dict.fromkeys(a for r in members for a in r["per_attack"])
+        summary.append({
+            "defense": defense,
+            "model": model,
+            "seeds": [r["seed"] for r in members],
+            "clean_accuracy": stat([r["clean_accuracy"] for r in members]),
+            "robust_accuracy": {eps_key(e): stat([r["robust_accuracy"][eps_key(e)] for r in members]) for e in eps},
+            "per_attack": {a: {eps_key(e): mean_sd([r["per_attack"][a][eps_key(e)] for r in members])[0]
+                               for e in eps} for a in attacks},
+            "train_seconds": mean_sd([r["train_seconds"] for r in members])[0],
+            "eval_seconds": mean_sd([r["eval_seconds"] for r in members])[0],
+            "train_grad_evals": mean_sd([r["train_grad_evals"] or 0 for r in members])[0],
+            "flags": sorted({f for r in members for f in r.get("flags") or []}),
+            "n_test": members[0]["n_test"],
+        })
+    return summary
 
 
 def legend_lines(board: Leaderboard) -> list[str]:
@@ -127,7 +209,7 @@ def attack_costs(board: Leaderboard) -> list[list[str]]:
     """Per attack: seconds per row, and gradient and query evaluations per attacked sample (means over rows)."""
     body = []
     for attack in board.attacks:
-        rows = [row for row in board.rows if attack in (row.get("attack_seconds") or {})]
+        rows = [row for row in board.rows if attack in (row.get("attack_sample_runs") or {})]
         runs = sum(row["attack_sample_runs"][attack] for row in rows) or 1
         body.append([
             attack,
@@ -138,52 +220,32 @@ def attack_costs(board: Leaderboard) -> list[list[str]]:
     return body
 
 
-def markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if cell in TEXT_COLUMNS else "---:" for cell in header) + "|"]
-    return lines + ["| " + " | ".join(cells) + " |" for cells in body]
+def percent(value: float) -> str:
+    return f"{100 * value:.1f}"
 
 
-def render_markdown(board: Leaderboard) -> str:
-    header, body = table_cells(board)
-    norm = "L∞" if board.norm == "inf" else f"L{board.norm}"
-    lines = [
-        f"# Leaderboard: {board.dataset}, {norm}",
-        "",
-        f"Worst-case robust accuracy (%) over the attacks {', '.join(board.attacks)}: a sample counts as robust at ε "
-        f"only if every attack at every ε' ≤ ε failed on it. Sorted by ε = {board.headline_eps:g} (★).",
-        "",
-        *markdown_table(header, body),
-    ]
-    legend = legend_lines(board)
-    if legend:
-        lines += ["", *[f"- {line}" for line in legend]]
-    lines += ["", f"## Per-attack robust accuracy (%) at ε = {board.headline_eps:g}", ""]
-    minimal = [a for a in board.attacks if any(a in (row.get("median_distance") or {}) for row in board.rows)]
-    per_header = ["defense", "seed", *board.attacks, "worst case", *[f"{a} median distance" for a in minimal]]
-    per_body = []
-    for row in board.rows:
-        cells = [row["defense"], str(row["seed"])]
-        cells += [percent(row["per_attack"][a][board.headline_key]) if a in row["per_attack"] else "–"
-                  for a in board.attacks]
-        cells.append(percent(row["robust_accuracy"][board.headline_key]))
-        cells += [distance_text((row.get("median_distance") or {}).get(a)) for a in minimal]
-        per_body.append(cells)
-    lines += markdown_table(per_header, per_body)
-    lines += ["", "## Attack cost", "",
-              *markdown_table(["attack", "seconds per row", "gradients per sample", "queries per sample"],
-                              attack_costs(board))]
-    quick = any(row["quick"] for row in board.rows)
-    lines += ["", f"{board.rows[0]['n_test']} test samples" + (" (quick run: fewer epochs and test samples)"
-                                                            if quick else "") + "."]
-    return "\n".join(lines) + "\n"
+def stat_text(stat: dict[str, Any]) -> str:
+    """``88.3`` for one seed, ``88.3 ± 0.5`` over several (in %)."""
+    if len(stat["values"]) == 1:
+        return percent(stat["mean"])
+    return f"{percent(stat['mean'])} ± {percent(stat['sd'])}"
 
 
-def distance_text(distance: float | None) -> str:
-    if distance is None:
-        return "–"
-    return "∞" if distance == float("inf") else f"{distance:.3f}"
+#: Columns aligned left; every other column holds a number.
+TEXT_COLUMNS = ("defense", "model", "device", "flags", "attack")
 
 
-def render_json(board: Leaderboard) -> str:
-    return json.dumps(board.to_json(), indent=2, sort_keys=False) + "\n"
+def table_cells(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
+    """Header and body of the main table (one row per defense), shared by the Markdown and terminal renderers."""
+    eps_columns = [e for e in board.eps if e > 0]
+    header = ["#", "defense", "model", "seeds", "clean %"]
+    header += [f"ε={e:g} %" + (" ★" if e == board.headline_eps else "") for e in eps_columns]
+    header += ["train s", "eval s", "flags"]
+    body = []
+    for rank, entry in enumerate(board.summary, start=1):
+        cells = [str(rank), entry["defense"], entry["model"], ",".join(map(str, entry["seeds"])),
+                 stat_text(entry["clean_accuracy"])]
+        cells += [stat_text(entry["robust_accuracy"][eps_key(e)]) for e in eps_columns]
+        cells += [f"{entry['train_seconds']:.1f}", f"{entry['eval_seconds']:.1f}", ", ".join(entry["flags"]) or "–"]
+        body.append(cells)
+    return header, body

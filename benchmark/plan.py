@@ -56,7 +56,7 @@ class Job:
     norm: str
     device: str
     quick: bool
-    n_test: int | None
+    n_test: int  # test samples evaluated (the first n of the fixed split)
     data_fingerprint: str
     versions: tuple[tuple[str, str], ...]
 
@@ -89,7 +89,9 @@ class Job:
 
 def plan(config: EvalConfig) -> list[Job]:
     """One job per (defense, seed), in the order given."""
-    fingerprint = load_dataset(config.dataset).fingerprint()
+    data = load_dataset(config.dataset)
+    fingerprint = data.fingerprint()
+    n_test = len(data.x_test) if config.n_test is None else min(config.n_test, len(data.x_test))
     return [
         Job(
             dataset=config.dataset,
@@ -101,7 +103,7 @@ def plan(config: EvalConfig) -> list[Job]:
             norm=config.norm,
             device=config.device,
             quick=config.quick,
-            n_test=config.n_test,
+            n_test=n_test,
             data_fingerprint=fingerprint,
             versions=library_versions(),
         )

@@ -17,6 +17,7 @@ from benchmark import MODELS
 from benchmark.api import RunContext
 from benchmark.data import headline_eps
 from benchmark.env import environment
+from benchmark.leaderboard import eps_key
 from benchmark.plan import Job, load_dataset
 from benchmark.store import SCHEMA_VERSION, Store, now
 
@@ -26,11 +27,6 @@ Event = Callable[..., None]
 
 #: Samples per attack batch by device: measured on digits cnn-small, larger CPU batches made ART's PGD slower.
 BATCH_SIZE = {"cpu": 128, "cuda": 1024}
-
-
-def eps_key(eps: float) -> str:
-    """How an ε is written as a JSON key: ``0.1`` → ``"0.1"``."""
-    return f"{eps:g}"
 
 
 def sample_keys(seed: int, n: int) -> np.ndarray:
@@ -97,6 +93,7 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
         "job_hash": job.job_hash,
         "train_hash": job.train_hash,
         "dataset": job.dataset,
+        "data_fingerprint": job.data_fingerprint,
         "model": job.model,
         "defense": job.defense.label,
         "defense_name": job.defense.name,

@@ -7,6 +7,8 @@ import torch
 
 torch.set_num_threads(1)  # two cores, and pytest may share them: never oversubscribe
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 def synthetic():

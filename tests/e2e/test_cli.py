@@ -13,7 +13,7 @@ QUICK = ["--dataset", "synthetic", "--model", "mlp", "--quick", "--device", "cpu
 
 
 def bench(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "benchmark", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=600)
 
 

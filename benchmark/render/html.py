@@ -1,0 +1,141 @@
+"""One self-contained HTML file: a sortable leaderboard, robustness curves and the cost trade-off as inline SVG,
+the validity flags with their legend, per-seed detail and a provenance footer. No external resource is loaded;
+every string that comes from a user or a record is escaped."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+
+from benchmark.leaderboard import Leaderboard, attack_costs, eps_key, legend_lines, percent, stat_text
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; font-variant-numeric: tabular-nums; }
+th, td { padding: .3rem .6rem; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+th.text, td.text { text-align: left; }
+#board th { cursor: pointer; user-select: none; background: #f4f4f4; }
+#board th[aria-sort=ascending]::after { content: " ▲"; }
+#board th[aria-sort=descending]::after { content: " ▼"; }
+.flag { background: #fde2e1; color: #8a1c1c; border-radius: .3rem; padding: 0 .3rem; margin-right: .2rem; }
+.plots { display: flex; flex-wrap: wrap; gap: 1rem; }
+.plots figure { margin: 0; flex: 1 1 28rem; }
+.plots svg { width: 100%; height: auto; }
+footer { margin-top: 2rem; font-size: .85rem; color: #555; }
+"""
+
+SCRIPT = """
+document.querySelectorAll('#board th').forEach(function (header, column) {
+  header.addEventListener('click', function () {
+    var body = document.querySelector('#board tbody');
+    var ascending = header.getAttribute('aria-sort') !== 'ascending';
+    document.querySelectorAll('#board th').forEach(function (h) { h.removeAttribute('aria-sort'); });
+    header.setAttribute('aria-sort', ascending ? 'ascending' : 'descending');
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = a.cells[column].dataset.value, y = b.cells[column].dataset.value;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var order = (isNaN(nx) || isNaN(ny)) ? String(x).localeCompare(String(y)) : nx - ny;
+      return ascending ? order : -order;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+
+def cell(text: str, value: object, *, numeric: bool = True) -> str:
+    css = "" if numeric else ' class="text"'
+    return f'<td{css} data-value="{escape(str(value), quote=True)}">{escape(text)}</td>'
+
+
+def flags_html(flags: list[str]) -> str:
+    return "".join(f'<span class="flag">{escape(flag)}</span>' for flag in flags) or "–"
+
+
+def board_table(board: Leaderboard) -> str:
+    eps_columns = [e for e in board.eps if e > 0]
+    headers = ["defense", "model", "seeds", "clean %", *[f"ε={e:g} %" + (" ★" if e == board.headline_eps else "")
+                                                        for e in eps_columns], "train s", "eval s", "flags"]
+    text_columns = {"defense", "model", "seeds", "flags"}
+    head = "".join(f'<th class="text">{escape(h)}</th>' if h in text_columns else f"<th>{escape(h)}</th>"
+                   for h in headers)
+    rows = []
+    for entry in board.summary:
+        cells = [cell(entry["defense"], entry["defense"], numeric=False),
+                 cell(entry["model"], entry["model"], numeric=False),
+                 cell(",".join(map(str, entry["seeds"])), len(entry["seeds"]), numeric=False),
+                 cell(stat_text(entry["clean_accuracy"]), entry["clean_accuracy"]["mean"])]
+        for e in eps_columns:
+            stat = entry["robust_accuracy"][eps_key(e)]
+            cells.append(cell(stat_text(stat), stat["mean"]))
+        cells += [cell(f"{entry['train_seconds']:.1f}", entry["train_seconds"]),
+                  cell(f"{entry['eval_seconds']:.1f}", entry["eval_seconds"]),
+                  f'<td class="text" data-value="{len(entry["flags"])}">{flags_html(entry["flags"])}</td>']
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<table id="board"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def detail_table(board: Leaderboard) -> str:
+    key = board.headline_key
+    head = "".join(f"<th>{escape(h)}</th>" for h in ["defense", "seed", "clean %", f"ε={key} %", "95% CI",
+                                                       *board.attacks])
+    rows = []
+    for row in board.rows:
+        low, high = row["robust_ci"][key]
+        cells = [cell(row["defense"], row["defense"], numeric=False), cell(str(row["seed"]), row["seed"]),
+                 cell(percent(row["clean_accuracy"]), row["clean_accuracy"]),
+                 cell(percent(row["robust_accuracy"][key]), row["robust_accuracy"][key]),
+                 cell(f"{percent(low)}–{percent(high)}", low)]
+        cells += [cell(percent(row["per_attack"][a][key]) if a in row["per_attack"] else "–", 0)
+                  for a in board.attacks]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<table id="detail"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def cost_table(board: Leaderboard) -> str:
+    head = "".join(f"<th>{h}</th>" for h in ("attack", "seconds per row", "gradients per sample",
+                                             "queries per sample"))
+    rows = ["<tr>" + "".join(cell(c, c, numeric=i > 0) for i, c in enumerate(line)) + "</tr>"
+            for line in attack_costs(board)]
+    return f'<table id="costs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def render(board: Leaderboard) -> str:
+    from benchmark.render.plots import figures, svg_text
+
+    norm = "L∞" if board.norm == "inf" else f"L{board.norm}"
+    plots = "".join(f'<figure class="plot" id="plot-{name}">{svg_text(figure)}</figure>'
+                    for name, figure in figures(board).items())
+    legend = "".join(f"<li>{escape(line)}</li>" for line in legend_lines(board))
+    provenance = board.provenance
+    footer = (f"config hash {escape(str(provenance['config_hash']))}"
+              f" · data {escape(str(provenance['data_fingerprint']))}"
+              f" · versions {escape(json.dumps(provenance['versions']))} · Python {escape(str(provenance['python']))}"
+              f" · device {escape(', '.join(provenance['device']))} ({escape(str(provenance['cpu']))})"
+              f" · git {escape(', '.join(provenance['git_sha']))}"
+              f" · {escape(provenance['created'][0])} – {escape(provenance['created'][1])}")
+    title = f"Leaderboard: {board.dataset}, {norm}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title><style>{STYLE}</style></head>
+<body>
+<h1>{escape(title)}</h1>
+<p>Worst-case robust accuracy (%) over the attacks {escape(", ".join(board.attacks))}: a sample counts as robust at
+ε only if every attack at every ε' ≤ ε failed on it. Sorted by ε = {board.headline_eps:g} (★); click a column to
+sort. {board.summary[0]["n_test"]} test samples.</p>
+{board_table(board)}
+<h2>Validity flags</h2>
+<ul id="legend">{legend or "<li>No flag fired.</li>"}</ul>
+<h2>Plots</h2>
+<div class="plots">{plots}</div>
+<h2>Per seed at ε = {escape(board.headline_key)}</h2>
+{detail_table(board)}
+<h2>Attack cost</h2>
+{cost_table(board)}
+<footer id="provenance">{footer}</footer>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""

@@ -1,0 +1,70 @@
+"""Plots with matplotlib (Agg): robustness curves (accuracy vs ε per defense, ± sd over seeds) and the
+cost-robustness trade-off (training seconds vs robust accuracy at the headline ε)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from benchmark.leaderboard import Leaderboard, eps_key
+
+
+def robustness_figure(board: Leaderboard):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 4.0), layout="constrained")
+    axes = figure.add_subplot()
+    for entry in board.summary:
+        keys = [eps_key(e) for e in board.eps]
+        means = [100 * entry["robust_accuracy"][k]["mean"] for k in keys]
+        sds = [100 * entry["robust_accuracy"][k]["sd"] for k in keys]
+        axes.errorbar(board.eps, means, yerr=sds, marker="o", markersize=3, capsize=2, label=entry["defense"])
+    axes.axvline(board.headline_eps, color="grey", linestyle=":", linewidth=1)
+    axes.set_xlabel(f"ε (L{'∞' if board.norm == 'inf' else board.norm})")
+    axes.set_ylabel("worst-case robust accuracy (%)")
+    axes.set_ylim(-2, 102)
+    axes.set_title(f"Robustness curves: {board.dataset}")
+    axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def cost_figure(board: Leaderboard):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 4.0), layout="constrained")
+    axes = figure.add_subplot()
+    key = board.headline_key
+    for entry in board.summary:
+        stat = entry["robust_accuracy"][key]
+        axes.errorbar([entry["train_seconds"]], [100 * stat["mean"]], yerr=[100 * stat["sd"]], marker="o", capsize=2,
+                      label=entry["defense"])
+    axes.set_xscale("log")
+    axes.set_xlabel("training time (s, log scale)")
+    axes.set_ylabel(f"robust accuracy at ε = {key} (%)")
+    axes.set_title("Robustness vs training cost")
+    axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def figures(board: Leaderboard) -> dict:
+    return {"robustness": robustness_figure(board), "cost": cost_figure(board)}
+
+
+def svg_text(figure) -> str:
+    """The figure as an ``<svg>`` element to inline in HTML (text drawn as paths, so no user string is raw)."""
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def write_plots(board: Leaderboard, directory: Path, stem: str = "leaderboard") -> list[Path]:
+    written = []
+    for name, figure in figures(board).items():
+        for fmt in ("png", "svg"):
+            path = directory / f"{stem}-{name}.{fmt}"
+            figure.savefig(path, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
+            written.append(path)
+    return written

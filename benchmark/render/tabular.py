@@ -1,0 +1,29 @@
+"""CSV: one line per (defense, model, seed) with every accuracy, its Wilson interval, costs and flags."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from benchmark.leaderboard import Leaderboard, eps_key
+
+
+def render(board: Leaderboard) -> str:
+    keys = [eps_key(e) for e in board.eps if e > 0]
+    header = ["defense", "model", "seed", "clean_accuracy", "clean_ci_low", "clean_ci_high"]
+    for key in keys:
+        header += [f"robust_{key}", f"robust_{key}_ci_low", f"robust_{key}_ci_high"]
+    header += [f"{attack}_{board.headline_key}" for attack in board.attacks]
+    header += ["train_seconds", "eval_seconds", "train_grad_evals", "device", "n_test", "flags", "job_hash"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in board.rows:
+        line = [row["defense"], row["model"], row["seed"], row["clean_accuracy"], *row["clean_ci"]]
+        for key in keys:
+            line += [row["robust_accuracy"][key], *row["robust_ci"][key]]
+        line += [row["per_attack"].get(a, {}).get(board.headline_key, "") for a in board.attacks]
+        line += [row["train_seconds"], row["eval_seconds"], row["train_grad_evals"], row["device"], row["n_test"],
+                 ";".join(row.get("flags") or []), row["provenance"]["job_hash"]]
+        writer.writerow(line)
+    return buffer.getvalue()

@@ -1,0 +1,119 @@
+"""``bench check`` (the CI gate) and ``bench compare`` as a team's CI runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import QUICK, bench
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "leaderboards" / "baselines" / "digits-quick.json"
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    out = tmp_path_factory.mktemp("check")
+    result = bench("evaluate", *QUICK, "--attack", "suite:quick", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    path = out / "baseline.json"
+    shutil.copy(out / "leaderboard.json", path)
+    return out, path
+
+
+def edited(baseline_path: Path, tmp_path: Path, edit) -> Path:
+    data = json.loads(baseline_path.read_text())
+    edit(data)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_check_passes_against_its_own_baseline(baseline):
+    out, path = baseline
+    result = bench("check", "--baseline", str(path), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK: no regression" in result.stdout and "jobs (2 cached)" in result.stderr  # nothing recomputed
+
+
+def test_demanding_five_points_more_fails_and_names_the_row(baseline, tmp_path):
+    out, path = baseline
+
+    def demand_more(data):
+        row = next(r for r in data["rows"] if r["defense"] == "pgd-at")
+        row["robust_accuracy"]["0.1"] += 0.05
+
+    result = bench("check", "--baseline", str(edited(path, tmp_path, demand_more)), "--out", str(out))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "REGRESSION" in result.stdout
+    assert "FAIL: 1 regression(s)" in result.stdout and "worst: pgd-at · mlp · seed 0, ε=0.1, -5.0 points" in result.stdout
+
+
+def test_significant_paired_drop_fails_within_tolerance(baseline, tmp_path):
+    out, path = baseline
+
+    def every_sample_robust(data):
+        row = next(r for r in data["rows"] if r["defense"] == "standard")
+        row["samples"]["worst_broken_at"] = [len(data["eps"])] * len(row["samples"]["worst_broken_at"])
+
+    result = bench("check", "--baseline", str(edited(path, tmp_path, every_sample_robust)), "--out", str(out),
+                   "--tolerance", "0.99")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "SIGNIFICANT DROP" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (None, "--baseline: file not found"),
+        ("not json", "is not a readable JSON leaderboard"),
+        ({"schema_version": 1, "rows": []}, "is not a leaderboard of schema version 2"),
+        ("no-config", "has no 'config'"),
+        ("unknown-defense", "cannot be reproduced here: defenses (in baseline"),
+        ("other-data", "cannot be reproduced here: dataset 'synthetic' has fingerprint"),
+    ],
+)
+def test_bad_baselines_exit_2_with_one_line(baseline, tmp_path, edit, message):
+    out, path = baseline
+    target = tmp_path / "bad.json"
+    if edit == "not json":
+        target.write_text("{ nope")
+    elif isinstance(edit, dict):
+        target.write_text(json.dumps(edit))
+    elif edit is not None:
+        data = json.loads(path.read_text())
+        if edit == "no-config":
+            del data["config"]
+        elif edit == "unknown-defense":
+            data["config"]["defenses"] = [{"name": "fancy-new-defense"}]
+        else:
+            data["provenance"]["data_fingerprint"] = "0123456789abcdef"
+        target.write_text(json.dumps(data))
+    result = bench("check", "--baseline", str(target), "--out", str(out))
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
+
+
+def test_compare_two_defenses_and_two_stores(baseline, tmp_path):
+    out, _ = baseline
+    result = bench("compare", "pgd-at", "standard", "--store", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "pgd-at → standard" in result.stdout and "ε=0.1" in result.stdout and "clean" in result.stdout
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    result = bench("compare", str(out), str(copy))
+    assert result.returncode == 0, result.stderr
+    assert "+0.0" in result.stdout and "1" in result.stdout  # identical stores: no difference, p = 1
+    result = bench("compare", "pgd-at", "nope", "--store", str(out))
+    assert result.returncode == 2 and "no stored results for defense 'nope'" in result.stderr
+
+
+@pytest.mark.slow
+def test_committed_ci_baseline_has_no_regression(tmp_path):
+    """The project's own CI gate: the committed baseline, re-evaluated from scratch, still holds."""
+    result = bench("check", "--baseline", str(COMMITTED), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
