@@ -72,14 +72,16 @@ def test_csv_parses_back(board):
     assert len(rows) == 4
     for parsed, row in zip(rows, board.rows, strict=True):
         assert parsed["defense"] == row["defense"] and float(parsed["robust_0.1"]) == row["robust_accuracy"]["0.1"]
-        assert float(parsed["robust_0.1_ci_low"]) <= float(parsed["robust_0.1"]) <= float(parsed["robust_0.1_ci_high"])
+        low, high = float(parsed["robust_0.1_ci_low"]), float(parsed["robust_0.1_ci_high"])
+        assert low <= float(parsed["robust_0.1"]) <= high
 
 
 def test_json_is_the_documented_schema(board):
     data = json.loads(render(board, "json"))
     assert data["schema_version"] == 2 and data["dataset"] == "synthetic" and data["norm"] == "inf"
-    assert data["config"]["seeds"] == [0, 1] and {"name": "pgd-at", "eps": 0.2, "step": 0.025, "steps": 7, "epochs": 40, "lr": 0.001,
-                                        "batch_size": 128} in data["config"]["defenses"]
+    assert data["config"]["seeds"] == [0, 1]
+    pgd_at = {"name": "pgd-at", "eps": 0.2, "step": 0.025, "steps": 7, "epochs": 40, "lr": 0.001, "batch_size": 128}
+    assert pgd_at in data["config"]["defenses"]
     assert {"config_hash", "versions", "device", "git_sha", "created"} <= set(data["provenance"])
     assert len(data["rows"][0]["samples"]["worst_broken_at"]) == data["rows"][0]["n_test"]
 
@@ -92,7 +94,8 @@ def test_latex_escapes_and_bolds_the_best(hostile):
     assert "[" in render(hostile, "tex", uncertainty="ci")
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine (apt-get install texlive-latex-recommended)")
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="no TeX engine (apt-get install texlive-latex-recommended)")
 def test_latex_compiles(hostile, tmp_path):
     for uncertainty in ("sd", "ci"):
         (tmp_path / "table.tex").write_text(render(hostile, "tex", uncertainty=uncertainty))
@@ -127,7 +130,8 @@ def test_bench_leaderboard_renders_without_torch(store, tmp_path):
         "from benchmark.cli import main\n"
         f"for fmt in ('md', 'csv', 'json', 'tex', 'html'):\n"
         f"    try:\n"
-        f"        main(['leaderboard', '--store', {str(store)!r}, '--format', fmt, '--out', {str(tmp_path)!r} + '/b.' + fmt])\n"
+        f"        main(['leaderboard', '--store', {str(store)!r}, '--format', fmt,\n"
+        f"              '--out', {str(tmp_path)!r} + '/b.' + fmt])\n"
         "    except SystemExit as exit:\n"
         "        assert exit.code == 0, exit.code\n"
         "print('torch' in sys.modules, 'art' in sys.modules)\n"

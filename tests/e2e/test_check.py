@@ -49,7 +49,8 @@ def test_demanding_five_points_more_fails_and_names_the_row(baseline, tmp_path):
     result = bench("check", "--baseline", str(edited(path, tmp_path, demand_more)), "--out", str(out))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "REGRESSION" in result.stdout
-    assert "FAIL: 1 regression(s)" in result.stdout and "worst: pgd-at · mlp · seed 0, ε=0.1, -5.0 points" in result.stdout
+    assert "FAIL: 1 regression(s)" in result.stdout
+    assert "worst: pgd-at · mlp · seed 0, ε=0.1, -5.0 points" in result.stdout
 
 
 def test_significant_paired_drop_fails_within_tolerance(baseline, tmp_path):
