@@ -111,8 +111,13 @@ def describe_params(plugin: Any) -> str:
 @click.option("--quick", is_flag=True, default=None, help="Smoke run: 1/8 of the epochs and 100 test samples.")
 @click.option("--n-test", "n_test", help="Evaluate on the first N test samples only.")
 @click.option("--fresh", is_flag=True, help="Ignore stored results and checkpoints; recompute everything.")
+@click.option("--executor", type=click.Choice(("auto", "inline", "process", "ray")), default="auto",
+              show_default=True, help="auto: a process pool when more than one job is pending, else inline.")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@click.option("--address", help="Ray cluster address (with --executor ray; default: a local cluster).")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
-def evaluate(config_file: str | None, fresh: bool, verbose: bool, **options: Any) -> None:
+def evaluate(config_file: str | None, fresh: bool, executor: str, workers: int | None, address: str | None,
+             verbose: bool, **options: Any) -> None:
     """Train each defense, attack it over the ε sweep, and print the leaderboard."""
     from benchmark.config import build_config, load_toml
 
@@ -132,7 +137,8 @@ def evaluate(config_file: str | None, fresh: bool, verbose: bool, **options: Any
     from benchmark.render import render
 
     with progress_reporter() as on_event:
-        board = run_evaluation(config, fresh=fresh, on_event=on_event)
+        board = run_evaluation(config, fresh=fresh, executor=executor, workers=workers, address=address,
+                               on_event=on_event)
     for fmt in ("md", "json"):
         (config.out / f"leaderboard.{fmt}").write_text(render(board, fmt), encoding="utf-8")
     print_board(board)

@@ -8,15 +8,19 @@ from benchmark.leaderboard import Leaderboard, build_leaderboard
 from benchmark.runner import Event
 
 
-def evaluate(config: EvalConfig, *, fresh: bool = False, on_event: Event | None = None) -> Leaderboard:
+def evaluate(config: EvalConfig, *, fresh: bool = False, executor: str = "auto", workers: int | None = None,
+             address: str | None = None, threads: int | None = None,
+             on_event: Event | None = None) -> Leaderboard:
     """Run every job of ``config`` that is not stored yet in ``config.out`` and return the leaderboard of all of
-    them (stored ones included)."""
-    from benchmark.executors import run_in_process
+    them, stored ones included (``benchmark.executors`` explains ``executor``, ``workers``, ``address``,
+    ``threads``)."""
+    from benchmark.executors import run_jobs
     from benchmark.plan import plan
     from benchmark.store import Store
 
     jobs = plan(config)
+    run_jobs(jobs, config.out, executor=executor, workers=workers, address=address, fresh=fresh, threads=threads,
+             on_event=on_event)
     with Store(config.out) as store:
-        run_in_process(jobs, store, fresh=fresh, on_event=on_event)
         records = store.records([job.job_hash for job in jobs])
     return build_leaderboard(records, headline_eps=config.headline_eps)

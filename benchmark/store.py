@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS results (
     device TEXT NOT NULL,
     git_sha TEXT,
     created_at TEXT NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    checksum TEXT
 );
 CREATE INDEX IF NOT EXISTS results_by_board ON results (dataset, norm, model);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -54,6 +55,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     info TEXT NOT NULL
 );
 """
+
+
+RESULT_COLUMNS = ("job_hash", "train_hash", "dataset", "model", "defense", "seed", "norm", "clean_accuracy",
+                  "train_seconds", "eval_seconds", "device", "git_sha", "created_at", "record", "checksum")
 
 
 def sha256_file(path: Path) -> str:
@@ -76,6 +81,12 @@ class Store:
             self.db.execute("PRAGMA busy_timeout = 60000")
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.executescript(_SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(results)")}
+            if "checksum" not in columns:  # stores written before records were checksummed
+                try:
+                    self.db.execute("ALTER TABLE results ADD COLUMN checksum TEXT")
+                except sqlite3.OperationalError:  # another process added it first
+                    pass
             with self.transaction():
                 found = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 if found is None:
@@ -100,30 +111,43 @@ class Store:
 
     # results ----------------------------------------------------------------------------------------------------
     def has(self, job_hash: str) -> bool:
-        return self.db.execute("SELECT 1 FROM results WHERE job_hash = ?", (job_hash,)).fetchone() is not None
+        """Whether a valid record of ``job_hash`` is stored (a record that fails its checksum is not)."""
+        return bool(self.records([job_hash]))
 
     def put(self, record: dict[str, Any]) -> None:
         """Store one finished job's record in one transaction (replacing an older record of the same job)."""
+        text = json.dumps(record)
         row = (
             record["job_hash"], record["train_hash"], record["dataset"], record["model"], record["defense"],
             record["seed"], record["norm"], record["clean_accuracy"], record["train_seconds"],
             record["eval_seconds"], record["device"], record["environment"].get("git_sha"),
-            record["created_at"], json.dumps(record),
+            record["created_at"], text, hashlib.sha256(text.encode()).hexdigest(),
         )
         with self.transaction():
-            self.db.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+            self.db.execute(f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)}) "
+                            f"VALUES ({', '.join('?' * len(RESULT_COLUMNS))})", row)
 
     def records(self, job_hashes: list[str] | None = None) -> list[dict[str, Any]]:
-        """Stored records, oldest first (only those of ``job_hashes`` when given, in that order)."""
+        """Stored records, oldest first (only those of ``job_hashes`` when given, in that order). A record whose
+        checksum does not match is reported and left out, so its job runs again."""
         if job_hashes is None:
-            rows = self.db.execute("SELECT record FROM results ORDER BY created_at, rowid").fetchall()
-            return [json.loads(row[0]) for row in rows]
+            rows = self.db.execute("SELECT job_hash, record, checksum FROM results ORDER BY created_at, rowid")
+        else:
+            marks = ",".join("?" * len(job_hashes))
+            rows = self.db.execute(f"SELECT job_hash, record, checksum FROM results WHERE job_hash IN ({marks})",
+                                   job_hashes)
         found = {}
-        for job_hash in job_hashes:
-            row = self.db.execute("SELECT record FROM results WHERE job_hash = ?", (job_hash,)).fetchone()
-            if row is not None:
-                found[job_hash] = json.loads(row[0])
-        return [found[h] for h in job_hashes if h in found]
+        for job_hash, text, checksum in rows.fetchall():
+            if checksum is not None and hashlib.sha256(text.encode()).hexdigest() != checksum:
+                logger.warning("stored result of job %s is corrupted (checksum mismatch): it will be recomputed",
+                               job_hash)
+                continue
+            try:
+                found[job_hash] = json.loads(text)
+            except json.JSONDecodeError:
+                logger.warning("stored result of job %s is unreadable: it will be recomputed", job_hash)
+        order = list(found) if job_hashes is None else job_hashes
+        return [found[h] for h in order if h in found]
 
     # checkpoints ------------------------------------------------------------------------------------------------
     def save_checkpoint(self, train_hash: str, model, info: dict[str, Any]) -> Path:

@@ -76,3 +76,34 @@ def test_checkpoint_roundtrip_and_corruption(tmp_path, caplog):
         assert store.load_checkpoint("unknown", fresh) is None
     with pytest.raises(BenchError, match="no stored result for defense 'nope'"):
         bench.load_model(tmp_path, defense="nope")
+
+
+def test_tampered_record_is_left_out_and_reported(tmp_path, caplog):
+    with Store(tmp_path) as store:
+        store.put(record())
+        store.put(record("j2", "pgd-at"))
+        with store.transaction():
+            store.db.execute("UPDATE results SET record = replace(record, '0.9', '0.1') WHERE job_hash = 'j2'")
+        assert not store.has("j2") and store.has("j1")
+        assert [r["job_hash"] for r in store.records()] == ["j1"]
+        assert "stored result of job j2 is corrupted" in caplog.text
+        store.put(record("j2", "pgd-at"))  # recomputed: replaced in place
+        assert store.has("j2")
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    """Several processes committing into one store at once: every row arrives, the database stays sound."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        pool.starmap(write_many, [(str(tmp_path), writer) for writer in range(4)])
+    with Store(tmp_path) as store:
+        assert len(store.records()) == 4 * 25
+        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def write_many(out: str, writer: int) -> None:
+    with Store(out) as store:
+        for i in range(25):
+            store.put(record(f"w{writer}-{i}"))

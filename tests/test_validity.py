@@ -106,17 +106,18 @@ def planted_masking():
 @pytest.mark.slow
 def test_planted_masking_defense_is_flagged(planted_masking, tmp_path):
     from benchmark.config import build_config
-    from benchmark.executors import run_in_process
-    from benchmark.leaderboard import build_leaderboard, render_markdown
+    from benchmark.executors import run_jobs
+    from benchmark.leaderboard import build_leaderboard
     from benchmark.plan import plan
+    from benchmark.render import render
     from benchmark.store import Store
 
     config = build_config(None, {"out": str(tmp_path), "device": "cpu", "model": "mlp", "n_test": "150",
                                  "defenses": f"standard:epochs=20,{planted_masking}:epochs=20",
                                  "attacks": "suite:standard,noise"})
     jobs = plan(config)
+    run_jobs(jobs, config.out, executor="inline")  # the planted defense is registered in this process only
     with Store(config.out) as store:
-        run_in_process(jobs, store)
         records = {r["defense"]: r for r in store.records([job.job_hash for job in jobs])}
     masked = records[f"{planted_masking}(epochs=20)"]
     assert {"gradient_masking", "black_box_beats_white_box", "large_eps_not_chance"} <= set(masked["flags"])
@@ -124,7 +125,7 @@ def test_planted_masking_defense_is_flagged(planted_masking, tmp_path):
     # the worst case with the black-box attack sits far below what the white-box attacks alone report
     white_only = min(masked["per_attack"][a]["0.2"] for a in ("pgd", "apgd-ce", "apgd-dlr"))
     assert masked["robust_accuracy"]["0.2"] < white_only - 0.5
-    markdown = render_markdown(build_leaderboard(list(records.values()), headline_eps=0.1))
+    markdown = render(build_leaderboard(list(records.values()), headline_eps=0.1), "md")
     row = next(line for line in markdown.splitlines() if line.startswith("| ") and planted_masking in line)
     assert "gradient_masking" in row and "black_box_beats_white_box" in row
     assert "gradient_masking: many input gradients are zero" in markdown

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pytest
 
 
-def compare(benchmark, candidate: Callable[[], object], baseline: Callable[[], object], *, rounds: int = 5) -> float:
+def compare(benchmark, candidate: Callable[[], object], baseline: Callable[[], object], *, rounds: int = 5,
+            warmup_rounds: int = 1) -> float:
     """Time ``candidate`` with pytest-benchmark and ``baseline`` in the untimed setup of each round (interleaved, so
     both see the same machine state). Returns min(candidate) / min(baseline), also saved in ``extra_info``;
     NaN when benchmarks are disabled."""
@@ -23,7 +24,7 @@ def compare(benchmark, candidate: Callable[[], object], baseline: Callable[[], o
         baseline()
         baseline_times.append(time.perf_counter() - start)
 
-    benchmark.pedantic(candidate, setup=timed_baseline, rounds=rounds, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(candidate, setup=timed_baseline, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)
     if benchmark.disabled or benchmark.stats is None:
         return float("nan")
     ratio = benchmark.stats.stats.min / min(baseline_times)

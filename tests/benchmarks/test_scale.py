@@ -1,0 +1,87 @@
+"""Scale: the survivor shortcut against the naive loop, a warm cache against a cold run, and a job grid on one
+worker against two."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import benchmark as bench
+from benchmark.api import RunContext
+from benchmark.config import build_config
+from benchmark.estimator import wrap
+from benchmark.evaluate import evaluate
+from benchmark.runner import BATCH_SIZE, sample_keys
+from benchmark.sweep import run_sweep
+from tests.benchmarks.conftest import compare
+
+N_TEST = 100
+
+
+def test_survivor_sweep_vs_naive_loop(benchmark, digits):
+    """(b) The default suite over the default ε grid: attacking only survivors vs every sample at every ε."""
+    from attacks.suites import SUITES
+
+    torch.manual_seed(0)
+    model = bench.MODELS.get("cnn-small")(digits.input_shape, digits.nb_classes)
+    bench.DEFENSES.get("standard")(epochs=10).fit(model, digits, RunContext(seed=0))
+    estimator = wrap(model, digits.input_shape, digits.nb_classes, "cpu")
+    attacks = {name: bench.ATTACKS.get(name)() for name in SUITES["default"]}
+    x, y = digits.x_test[:N_TEST], digits.y_test[:N_TEST]
+    eps = bench.DATASETS.get("digits").default_eps["inf"]
+    keys = sample_keys(0, N_TEST)
+
+    def sweep(survivors_only):
+        return run_sweep(estimator, x, y, attacks, eps, norm="inf", keys=keys, batch_size=BATCH_SIZE["cpu"],
+                         survivors_only=survivors_only)
+
+    results = {}
+    ratio = compare(benchmark, lambda: results.setdefault("fast", sweep(True)),
+                    lambda: results.setdefault("naive", sweep(False)), rounds=1, warmup_rounds=0)
+    # APGD and Square draw their randomness per batch, so only nearly equal (PGD, FGSM, noise: exactly, see
+    # tests/test_sweep.py)
+    for e, accuracy in results["fast"].accuracy().items():
+        assert abs(accuracy - results["naive"].accuracy()[e]) <= 0.05, e
+    if ratio == ratio:
+        assert ratio < 1.0
+
+
+def run_cli(*args: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "benchmark", *args], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+
+
+def test_warm_cache_vs_cold(benchmark, tmp_path):
+    """(d) `bench evaluate --quick` when everything is stored vs from scratch (--fresh)."""
+    out = str(tmp_path)
+    run_cli("evaluate", "--quick", "--out", out)
+    ratio = compare(benchmark, lambda: run_cli("evaluate", "--quick", "--out", out),
+                    lambda: run_cli("evaluate", "--quick", "--out", out, "--fresh"), rounds=2, warmup_rounds=0)
+    if ratio == ratio:
+        assert ratio < 0.5
+
+
+@pytest.mark.parametrize("workers", [2])
+def test_job_grid_two_workers_vs_one(benchmark, tmp_path, workers):
+    """(e) Four equal jobs on one worker (one thread) vs a pool of two workers (one thread each)."""
+    grid = {"device": "cpu", "model": "cnn-small", "defenses": "standard:epochs=10", "seeds": "0,1,2,3",
+            "attacks": "pgd", "n_test": str(N_TEST)}
+    counter = iter(range(1000))
+
+    def fresh_config():
+        return build_config(None, {**grid, "out": str(tmp_path / f"run{next(counter)}")})
+
+    def one_worker():
+        evaluate(fresh_config(), executor="inline", threads=1)
+
+    def two_workers():
+        evaluate(fresh_config(), executor="process", workers=workers)
+
+    ratio = compare(benchmark, two_workers, one_worker, rounds=2, warmup_rounds=0)
+    if ratio == ratio:
+        benchmark.extra_info["speedup"] = 1 / ratio
+        print(f"speed-up with {workers} workers: {1 / ratio:.2f}x")
+        assert ratio < 1.0

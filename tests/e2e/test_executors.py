@@ -1,0 +1,37 @@
+"""Every executor gives the same numbers on the same small grid: inline, a process pool, and Ray (a real local
+cluster of 2 CPUs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmark.config import build_config
+from benchmark.evaluate import evaluate
+
+GRID = {"device": "cpu", "dataset": "synthetic", "model": "mlp", "quick": True, "seeds": "0,1",
+        "defenses": "standard,pgd-at", "attacks": "suite:quick,noise"}
+
+
+def numbers(board) -> list[tuple]:
+    return sorted((r["defense"], r["seed"], json.dumps(r["robust_accuracy"]), json.dumps(r["per_attack"]),
+                   json.dumps(r["samples"])) for r in board.rows)
+
+
+@pytest.fixture(scope="module")
+def inline(tmp_path_factory):
+    config = build_config(None, {**GRID, "out": str(tmp_path_factory.mktemp("inline"))})
+    return numbers(evaluate(config, executor="inline"))
+
+
+def test_process_pool_matches_inline(inline, tmp_path):
+    config = build_config(None, {**GRID, "out": str(tmp_path)})
+    assert numbers(evaluate(config, executor="process", workers=2)) == inline
+
+
+@pytest.mark.slow
+def test_ray_local_cluster_matches_inline(inline, tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'defense-bench[ray]')")
+    config = build_config(None, {**GRID, "out": str(tmp_path)})
+    assert numbers(evaluate(config, executor="ray", workers=2)) == inline
