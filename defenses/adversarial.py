@@ -14,6 +14,21 @@ from benchmark.api import RunContext
 from defenses._base import LoopDefense
 
 
+def cross_entropy_on_perturbed(ctx: RunContext, *, eps: float, step: float, steps: int):
+    """Cross-entropy on inputs perturbed by sign-gradient ascent on the cross-entropy from a uniform random start:
+    PGD-AT with ``steps`` > 1, fast FGSM-AT with ``steps`` = 1."""
+    import torch.nn.functional as F
+
+    from defenses._train import perturb
+
+    def loss(net, x, y):
+        x_adv = perturb(net, x, lambda xa: F.cross_entropy(net(xa), y), ctx, eps=eps, step=step, steps=steps,
+                        start="uniform")
+        return F.cross_entropy(net(x_adv), y)
+
+    return loss
+
+
 @DEFENSES.register("pgd-at", "madry")
 @dataclass(frozen=True)
 class PGDAT(LoopDefense):
@@ -40,16 +55,7 @@ class PGDAT(LoopDefense):
     batch_size: int = 128
 
     def batch_loss(self, ctx: RunContext):
-        import torch.nn.functional as F
-
-        from defenses._train import perturb
-
-        def loss(net, x, y):
-            x_adv = perturb(net, x, lambda xa: F.cross_entropy(net(xa), y), ctx,
-                            eps=self.eps, step=self.step, steps=self.steps, start="uniform")
-            return F.cross_entropy(net(x_adv), y)
-
-        return loss
+        return cross_entropy_on_perturbed(ctx, eps=self.eps, step=self.step, steps=self.steps)
 
 
 @DEFENSES.register("fgsm-at", "fast-at")
@@ -77,16 +83,7 @@ class FGSMAT(LoopDefense):
     batch_size: int = 128
 
     def batch_loss(self, ctx: RunContext):
-        import torch.nn.functional as F
-
-        from defenses._train import perturb
-
-        def loss(net, x, y):
-            x_adv = perturb(net, x, lambda xa: F.cross_entropy(net(xa), y), ctx,
-                            eps=self.eps, step=self.step_ratio * self.eps, steps=1, start="uniform")
-            return F.cross_entropy(net(x_adv), y)
-
-        return loss
+        return cross_entropy_on_perturbed(ctx, eps=self.eps, step=self.step_ratio * self.eps, steps=1)
 
 
 @DEFENSES.register("trades")
