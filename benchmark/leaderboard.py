@@ -1,7 +1,8 @@
 """Stored records → a ``Leaderboard``: per-seed rows with Wilson intervals, and a summary per defense (mean ± sd
 over seeds, per-seed values kept). Renderers (``benchmark/render/``) read only this object: nothing is recomputed.
 
-Rows and summary are sorted by worst-case robust accuracy at the headline ε (then by clean accuracy).
+The summary is sorted by worst-case robust accuracy at the headline ε (then by clean accuracy); rows follow the
+summary's order, seed by seed.
 """
 
 from __future__ import annotations
@@ -85,10 +86,11 @@ def build_leaderboard(records: list[dict[str, Any]], *, headline_eps: float | No
 
         headline_eps = dataset_headline(first["dataset"], first["norm"], eps)
     key = eps_key(headline_eps)
-    rows = sorted((make_row(record) for record in records),
-                  key=lambda r: (-r["robust_accuracy"][key], -r["clean_accuracy"], r["defense"], r["seed"]))
+    rows = [make_row(record) for record in records]
     summary = sorted(summarise(rows, eps),
                      key=lambda s: (-s["robust_accuracy"][key]["mean"], -s["clean_accuracy"]["mean"], s["defense"]))
+    rank = {(entry["defense"], entry["model"]): index for index, entry in enumerate(summary)}
+    rows.sort(key=lambda r: (rank[r["defense"], r["model"]], r["seed"]))  # grouped as the summary, then by seed
     attacks = tuple(dict.fromkeys(name for record in records for name in record["attacks"]))
     config = {
         "dataset": first["dataset"],
