@@ -32,13 +32,24 @@ class CallCounter:
 
 
 class Classifier(PyTorchClassifier):
-    """ART's ``PyTorchClassifier`` that casts numpy inputs to float32 before predicting (ART's HopSkipJump sends
-    float64, which a float32 model rejects)."""
+    """ART's ``PyTorchClassifier`` with a faster ``predict`` for the harness's case (no preprocessing, no
+    defences): batches are sliced from one tensor instead of going through a ``DataLoader`` over a
+    ``TensorDataset``, which indexes sample by sample (measured: most of a small model's prediction time here, and
+    Square predicts three times per iteration). Inputs are cast to float32 (ART's HopSkipJump sends float64)."""
 
     def predict(self, x, batch_size: int = 128, training_mode: bool = False, **kwargs):
         if isinstance(x, np.ndarray) and x.dtype != np.float32:
             x = x.astype(np.float32)
-        return super().predict(x, batch_size=batch_size, training_mode=training_mode, **kwargs)
+        if self.preprocessing_operations or self.postprocessing_defences or not isinstance(x, np.ndarray):
+            return super().predict(x, batch_size=batch_size, training_mode=training_mode, **kwargs)
+        self._model.train(mode=training_mode)
+        inputs = torch.from_numpy(x)
+        outputs = []
+        with torch.no_grad():
+            for first in range(0, len(x), batch_size):
+                logits = self._model(inputs[first : first + batch_size].to(self._device))[-1]
+                outputs.append(logits.detach().cpu().numpy().astype(np.float32))
+        return np.concatenate(outputs) if outputs else np.zeros((0, self.nb_classes), dtype=np.float32)
 
 
 def wrap(model: torch.nn.Module, input_shape: tuple[int, ...], nb_classes: int, device: str) -> Classifier:
