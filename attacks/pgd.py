@@ -101,7 +101,8 @@ def _keyed_pgd_class():
             targets = torch.from_numpy(self._set_targets(x, y).astype(np.float32)).to(self.estimator.device)
             inputs = torch.from_numpy(x.astype(np.float32)).to(self.estimator.device)
             adversarial = np.empty(x.shape, dtype=np.float32)
-            for self._batch_id, first in enumerate(range(0, len(x), self.batch_size)):
+            for batch_id, first in enumerate(range(0, len(x), self.batch_size)):
+                self._batch_id = batch_id  # read by _compute_pytorch for the batch's sample keys
                 rows = slice(first, first + self.batch_size)
                 adversarial[rows] = self._generate_batch(x=inputs[rows], targets=targets[rows], mask=None,
                                                          eps=self.eps, eps_step=self.eps_step)

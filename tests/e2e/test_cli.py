@@ -45,7 +45,7 @@ def test_evaluate_records_renders_and_resumes(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "Quick run" in first.stdout and "pgd-at" in first.stdout
     board = json.loads((out / "leaderboard.json").read_text())
-    assert board["schema_version"] == 1 and board["dataset"] == "synthetic" and board["norm"] == "inf"
+    assert board["schema_version"] == 2 and board["dataset"] == "synthetic" and board["norm"] == "inf"
     assert board["headline_eps"] == 0.1
     assert [row["defense"] for row in board["rows"]] != [] and len(board["rows"]) == 2
     for row in board["rows"]:
