@@ -106,7 +106,7 @@ def describe_params(plugin: Any) -> str:
 @click.option("--eps", help="Comma list of ε in input units (default: the dataset's grid for the norm).")
 @click.option("--seed", "seeds", help="Seed, or a comma list of seeds (default: 0).")
 @click.option("--seeds", "n_seeds", type=int, help="Run seeds 0 … N-1 (instead of --seed).")
-@click.option("--device", help="auto, cpu or cuda (default: auto).")
+@click.option("--device", help="auto (cuda when an NVIDIA driver and CUDA are present), cpu or cuda (default: auto).")
 @click.option("--out", help="Output directory: results store, checkpoints, leaderboards (default: ./bench-results).")
 @click.option("--quick", is_flag=True, default=None, help="Smoke run: 1/8 of the epochs and 100 test samples.")
 @click.option("--n-test", "n_test", help="Evaluate on the first N test samples only.")

@@ -249,8 +249,9 @@ def parse_bool(value: Any, where: str) -> bool:
 def resolve_device(device: str, where: str) -> str:
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"{where}: expected auto, cpu or cuda, got {device!r}")
-    if device == "cpu":
-        return device
+    if device == "cpu" or (device == "auto" and not Path("/proc/driver/nvidia/version").exists()
+                           and sys.platform == "linux"):
+        return "cpu"  # no NVIDIA driver: no CUDA, and no need to import torch to find out
     import torch
 
     if torch.cuda.is_available():

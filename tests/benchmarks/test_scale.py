@@ -66,8 +66,8 @@ def test_warm_cache_vs_cold(benchmark, tmp_path):
 
 @pytest.mark.parametrize("workers", [2])
 def test_job_grid_two_workers_vs_one(benchmark, tmp_path, workers):
-    """(e) Four equal jobs on one worker (one thread) vs a pool of two workers (one thread each)."""
-    grid = {"device": "cpu", "model": "cnn-small", "defenses": "standard:epochs=10", "seeds": "0,1,2,3",
+    """(e) Four equal jobs on a pool of one worker vs a pool of two (one torch thread each, start-up included)."""
+    grid = {"device": "cpu", "model": "cnn-small", "defenses": "pgd-at:epochs=8", "seeds": "0,1,2,3",
             "attacks": "pgd", "n_test": str(N_TEST)}
     counter = iter(range(1000))
 
@@ -75,7 +75,7 @@ def test_job_grid_two_workers_vs_one(benchmark, tmp_path, workers):
         return build_config(None, {**grid, "out": str(tmp_path / f"run{next(counter)}")})
 
     def one_worker():
-        evaluate(fresh_config(), executor="inline", threads=1)
+        evaluate(fresh_config(), executor="process", workers=1)
 
     def two_workers():
         evaluate(fresh_config(), executor="process", workers=workers)
