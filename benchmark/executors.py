@@ -9,8 +9,10 @@
   defense-bench[ray]``), one CPU per task and one GPU with ``--device cuda``. With a remote cluster ``--out`` must be
   a path every node can write (a shared filesystem).
 
-Jobs are pure functions of their spec, and every executor runs each job with one torch thread unless told
-otherwise, so every executor gives the same numbers.
+Jobs are pure functions of their spec and of torch's thread count: with a different number of threads, oneDNN
+reduces convolution gradients in a different order, and a trained CNN can differ in the last bits (measured: one
+test sample in 360 at ε 0.2). At the same thread count every executor gives the same numbers; the thread count is
+recorded with each result (``environment.torch_threads``). Inline runs use every core; pool and Ray workers one.
 """
 
 from __future__ import annotations

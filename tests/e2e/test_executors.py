@@ -1,5 +1,5 @@
-"""Every executor gives the same numbers on the same small grid: inline, a process pool, and Ray (a real local
-cluster of 2 CPUs)."""
+"""Every executor gives the same numbers on the same small grid at the same torch thread count (one): inline, a
+process pool, and Ray (a real local cluster of 2 CPUs)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def numbers(board) -> list[tuple]:
 @pytest.fixture(scope="module")
 def inline(tmp_path_factory):
     config = build_config(None, {**GRID, "out": str(tmp_path_factory.mktemp("inline"))})
-    return numbers(evaluate(config, executor="inline"))
+    return numbers(evaluate(config, executor="inline", threads=1))
 
 
 def test_process_pool_matches_inline(inline, tmp_path):
