@@ -10,9 +10,10 @@
   a path every node can write (a shared filesystem).
 
 Jobs are pure functions of their spec and of torch's thread count: with a different number of threads, oneDNN
-reduces convolution gradients in a different order, and a trained CNN can differ in the last bits (measured: one
-test sample in 360 at ε 0.2). At the same thread count every executor gives the same numbers; the thread count is
-recorded with each result (``environment.torch_threads``). Inline runs use every core; pool and Ray workers one.
+reduces convolution gradients in a different order, and a trained CNN can differ in the last bits (seen: 4 of 360
+test samples at ε 0.2 for pgd-at). At the same thread count every executor gives the same numbers; the thread
+count is recorded with each result (``environment.torch_threads``). Inline runs use every core; pool and Ray
+workers one.
 """
 
 from __future__ import annotations
