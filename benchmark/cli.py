@@ -112,7 +112,8 @@ def describe_params(plugin: Any) -> str:
 @click.option("--n-test", "n_test", help="Evaluate on the first N test samples only.")
 @click.option("--fresh", is_flag=True, help="Ignore stored results and checkpoints; recompute everything.")
 @click.option("--executor", type=click.Choice(("auto", "inline", "process", "ray")), default="auto",
-              show_default=True, help="auto: a process pool when more than one job is pending, else inline.")
+              show_default=True, help="auto: a process pool when at least two jobs per worker are pending, "
+                                      "else inline.")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
 @click.option("--address", help="Ray cluster address (with --executor ray; default: a local cluster).")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
