@@ -182,7 +182,8 @@ def summarise(rows: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> list[di
             "seeds": [r["seed"] for r in members],
             "clean_accuracy": stat([r["clean_accuracy"] for r in members]),
             "robust_accuracy": {eps_key(e): stat([r["robust_accuracy"][eps_key(e)] for r in members]) for e in eps},
-            "per_attack": {a: {eps_key(e): mean_sd([r["per_attack"][a][eps_key(e)] for r in members])[0]
+            "per_attack": {a: {eps_key(e): mean_sd([r["per_attack"][a][eps_key(e)] for r in members
+                                                    if a in r["per_attack"]])[0]
                                for e in eps} for a in attacks},
             "train_seconds": mean_sd([r["train_seconds"] for r in members])[0],
             "eval_seconds": mean_sd([r["eval_seconds"] for r in members])[0],

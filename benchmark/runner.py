@@ -108,7 +108,7 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
         "nb_classes": data.nb_classes,
         "clean_accuracy": float(sweep.correct.mean()),
         "robust_accuracy": keyed(sweep.accuracy()),
-        "per_attack": {name: keyed(sweep.accuracy(name)) for name in attacks},
+        "per_attack": {name: keyed(sweep.accuracy(name)) for name in sweep.valid()},  # discarded attacks: none
         "attack_seconds": {name: o.seconds for name, o in sweep.outcomes.items()},
         "attack_grad_evals": {name: o.grad_evals for name, o in sweep.outcomes.items()},
         "attack_queries": {name: o.queries for name, o in sweep.outcomes.items()},

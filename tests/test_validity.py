@@ -73,6 +73,21 @@ def test_attack_outside_the_ball_is_flagged_and_discarded():
     assert result.accuracy() == {0.0: 0.9, 0.1: 0.8, 0.2: 0.7}  # the square numbers do not count
 
 
+def test_discarded_attack_gets_no_per_attack_numbers():
+    from benchmark.leaderboard import summarise
+
+    result = sweep(white=(1, 1), black=(5, 2), error="attack 'square' left the Linf ball")
+    assert set(result.valid()) == {"pgd"}
+    rows = [{"defense": "d", "model": "m", "seed": seed, "n_test": 10, "clean_accuracy": 0.9,
+             "robust_accuracy": {"0": 0.9, "0.1": 0.8, "0.2": 0.7}, "train_seconds": 1.0, "eval_seconds": 1.0,
+             "train_grad_evals": 1, "per_attack": {"pgd": {"0": 0.9, "0.1": 0.8, "0.2": 0.7},
+                                                   **({"square": {"0": 0.9, "0.1": 0.5, "0.2": 0.4}} if seed else {})}}
+            for seed in (0, 1)]
+    (entry,) = summarise(rows, EPS)
+    assert entry["per_attack"]["square"]["0.1"] == 0.5  # the mean over the seeds where it ran
+    assert entry["per_attack"]["pgd"]["0.1"] == 0.8
+
+
 def test_every_flag_has_a_legend_entry_and_a_test():
     tested = {"non_monotone", "large_eps_not_chance", "gradient_masking", "pgd_not_converged", "randomized",
               "clean_mismatch", "black_box_beats_white_box", "outside_ball"}
