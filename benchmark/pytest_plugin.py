@@ -72,7 +72,7 @@ class Robustness:
                           keys=sample_keys(seed, len(x)), batch_size=batch_size, seed=seed)
         result = RobustnessResult(
             attacks=tuple(s.label for s in specs), norm=norm, eps=grid[1:], clean_accuracy=float(sweep.correct.mean()),
-            accuracy=sweep.accuracy(), per_attack={name: sweep.accuracy(name) for name in sweep.outcomes},
+            accuracy=sweep.accuracy(), per_attack={name: sweep.accuracy(name) for name in sweep.valid()},
             n=len(x), seconds=time.perf_counter() - start)
         self._node.user_properties.append((PROPERTY, result.to_dict()))
         return result
