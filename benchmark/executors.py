@@ -36,7 +36,10 @@ EXECUTORS = ("auto", "inline", "process", "ray")
 
 def pending(jobs: list[Job], store: Store, *, fresh: bool = False) -> list[Job]:
     """The jobs whose result is not stored yet (all of them with ``fresh``)."""
-    return list(jobs) if fresh else [job for job in jobs if not store.has(job.job_hash)]
+    if fresh:
+        return list(jobs)
+    stored = store.stored([job.job_hash for job in jobs])
+    return [job for job in jobs if job.job_hash not in stored]
 
 
 def default_workers() -> int:

@@ -14,6 +14,7 @@ from typing import Any
 from benchmark.errors import BenchError
 from benchmark.plan import content_hash
 from benchmark.stats import mean_sd, wilson
+from benchmark.sweep import worst_case
 
 LEADERBOARD_SCHEMA_VERSION = 2
 
@@ -150,13 +151,9 @@ def worst_broken_at(record: dict[str, Any]) -> list[int] | None:
     samples = record.get("samples")
     if not samples:
         return None
-    never = len(record["eps"])
     errors = record.get("attack_errors") or {}
-    worst = [never if c else 0 for c in samples["correct"]]
-    for attack, broken in samples["broken_at"].items():
-        if attack not in errors:
-            worst = [min(a, b) for a, b in zip(worst, broken, strict=True)]
-    return worst
+    valid = [broken for attack, broken in samples["broken_at"].items() if attack not in errors]
+    return worst_case(samples["correct"], valid, len(record["eps"])).tolist()
 
 
 def summarise(rows: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> list[dict[str, Any]]:

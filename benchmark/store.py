@@ -112,7 +112,11 @@ class Store:
     # results ----------------------------------------------------------------------------------------------------
     def has(self, job_hash: str) -> bool:
         """Whether a valid record of ``job_hash`` is stored (a record that fails its checksum is not)."""
-        return bool(self.records([job_hash]))
+        return job_hash in self.stored([job_hash])
+
+    def stored(self, job_hashes: list[str]) -> set[str]:
+        """Those of ``job_hashes`` with a valid record, in one query, without parsing the records."""
+        return {job_hash for job_hash, text, checksum in self._rows(job_hashes) if _intact(job_hash, text, checksum)}
 
     def put(self, record: dict[str, Any]) -> None:
         """Store one finished job's record in one transaction (replacing an older record of the same job)."""
@@ -127,20 +131,20 @@ class Store:
             self.db.execute(f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)}) "
                             f"VALUES ({', '.join('?' * len(RESULT_COLUMNS))})", row)
 
+    def _rows(self, job_hashes: list[str] | None) -> list[tuple[str, str, str | None]]:
+        if job_hashes is None:
+            return self.db.execute("SELECT job_hash, record, checksum FROM results ORDER BY created_at, rowid"
+                                   ).fetchall()
+        marks = ",".join("?" * len(job_hashes))
+        return self.db.execute(f"SELECT job_hash, record, checksum FROM results WHERE job_hash IN ({marks})",
+                               job_hashes).fetchall()
+
     def records(self, job_hashes: list[str] | None = None) -> list[dict[str, Any]]:
         """Stored records, oldest first (only those of ``job_hashes`` when given, in that order). A record whose
         checksum does not match is reported and left out, so its job runs again."""
-        if job_hashes is None:
-            rows = self.db.execute("SELECT job_hash, record, checksum FROM results ORDER BY created_at, rowid")
-        else:
-            marks = ",".join("?" * len(job_hashes))
-            rows = self.db.execute(f"SELECT job_hash, record, checksum FROM results WHERE job_hash IN ({marks})",
-                                   job_hashes)
         found = {}
-        for job_hash, text, checksum in rows.fetchall():
-            if checksum is not None and hashlib.sha256(text.encode()).hexdigest() != checksum:
-                logger.warning("stored result of job %s is corrupted (checksum mismatch): it will be recomputed",
-                               job_hash)
+        for job_hash, text, checksum in self._rows(job_hashes):
+            if not _intact(job_hash, text, checksum):
                 continue
             try:
                 found[job_hash] = json.loads(text)
@@ -179,6 +183,14 @@ class Store:
             return None
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return json.loads(row[2])
+
+
+def _intact(job_hash: str, text: str, checksum: str | None) -> bool:
+    """Whether a stored record matches its checksum (records written before checksums pass); reports a mismatch."""
+    if checksum is None or hashlib.sha256(text.encode()).hexdigest() == checksum:
+        return True
+    logger.warning("stored result of job %s is corrupted (checksum mismatch): it will be recomputed", job_hash)
+    return False
 
 
 class _Transaction:

@@ -73,14 +73,20 @@ class SweepResult:
 
     def worst_broken_at(self, names: Sequence[str] | None = None) -> np.ndarray:
         """Per sample, the first ε index at which any (valid) attack of ``names`` (default: all) broke it."""
-        never = np.where(self.correct, len(self.eps), 0)
         chosen = [o.broken_at for name, o in self.valid().items() if names is None or name in names]
-        return np.minimum.reduce([never, *chosen])
+        return worst_case(self.correct, chosen, len(self.eps))
 
     def accuracy(self, attack: str | None = None) -> dict[float, float]:
         """Robust accuracy per ε: under ``attack`` alone, or the per-sample worst case over all valid attacks."""
         broken_at = self.worst_broken_at() if attack is None else self.outcomes[attack].broken_at
         return accuracy_curve(broken_at, self.eps)
+
+
+def worst_case(correct: Sequence[bool], broken_at: Sequence[Sequence[int]], levels: int) -> np.ndarray:
+    """Per sample, the first ε index at which any of the attacks (``broken_at``, one array each) broke it: 0 for a
+    sample misclassified at ε = 0, ``levels`` for one no attack broke."""
+    never = np.where(np.asarray(correct, dtype=bool), levels, 0)
+    return np.minimum.reduce([never, *(np.asarray(b) for b in broken_at)])
 
 
 def accuracy_curve(broken_at: np.ndarray, eps: Sequence[float]) -> dict[float, float]:
