@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from benchmark import ATTACKS
-from benchmark.api import art_norm
+from benchmark.api import adopt_estimator, art_norm
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,11 @@ class _APGD:
     def art_attack(self, estimator, *, eps: float, norm: str, batch_size: int):
         from art.attacks.evasion import AutoProjectedGradientDescent
 
-        return AutoProjectedGradientDescent(
+        attack = AutoProjectedGradientDescent(
             estimator, norm=art_norm(norm), eps=eps, eps_step=2 * eps, max_iter=self.steps, targeted=False,
             nb_random_init=self.restarts, batch_size=batch_size, loss_type=self.loss_type, verbose=False,
         )
+        return adopt_estimator(attack, estimator)  # ART wrapped the model anew for its loss: keep the fast paths
 
     def generate(self, estimator, x: np.ndarray, y: np.ndarray, *, eps: float, norm: str, keys: np.ndarray,
                  batch_size: int) -> np.ndarray:

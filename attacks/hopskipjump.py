@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from benchmark import ATTACKS
-from benchmark.api import art_norm, sample_rng
+from benchmark.api import art_norm, keyed_uniform
 
 _SALT = 0x6873
 
@@ -67,8 +67,7 @@ class HopSkipJump:
             todo = np.flatnonzero(~found)
             if todo.size == 0:
                 break
-            draws = np.stack([sample_rng(key, _SALT, attempt).uniform(0.0, 1.0, size=x.shape[1:])
-                              for key in keys[todo]]).astype(x.dtype)
+            draws = keyed_uniform(keys[todo], x.shape[1:], _SALT, attempt).astype(x.dtype)
             adversarial = np.argmax(estimator.predict(draws, batch_size=batch_size), axis=1) != original[todo]
             starts[todo[adversarial]] = draws[adversarial]
             found[todo[adversarial]] = True

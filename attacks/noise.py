@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from benchmark import ATTACKS
-from benchmark.api import random_direction
+from benchmark.api import keyed_direction
 
 _SALT = 0x6E6F  # keeps this stream apart from other attacks' streams of the same sample
 
@@ -33,5 +33,5 @@ class RandomNoise:
 
     def generate(self, estimator, x: np.ndarray, y: np.ndarray, *, eps: float, norm: str, keys: np.ndarray,
                  batch_size: int) -> np.ndarray:
-        noise = np.stack([random_direction(key, x.shape[1:], norm, _SALT) for key in keys])
+        noise = keyed_direction(keys, x.shape[1:], norm, _SALT)
         return np.clip(x + eps * noise, 0.0, 1.0).astype(x.dtype)

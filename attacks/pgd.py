@@ -21,17 +21,17 @@ from typing import ClassVar
 import numpy as np
 
 from benchmark import ATTACKS
-from benchmark.api import art_norm, random_direction, sample_rng
+from benchmark.api import art_norm, keyed_direction, keyed_uniform
 
 _SALT = 0x7067
 
 
-def random_start(key: int, shape: tuple[int, ...], norm: str) -> np.ndarray:
-    """A per-sample point of the unit ball: uniform per pixel (L∞) or uniform in the L2 ball."""
+def random_start(keys: np.ndarray, shape: tuple[int, ...], norm: str) -> np.ndarray:
+    """One point of the unit ball per sample key: uniform per pixel (L∞) or uniform in the L2 ball."""
     if norm == "inf":
-        return sample_rng(key, _SALT).uniform(-1.0, 1.0, size=shape)
-    radius = sample_rng(key, _SALT + 1).uniform() ** (1.0 / np.prod(shape))
-    return radius * random_direction(key, shape, norm, _SALT)
+        return 2.0 * keyed_uniform(keys, shape, _SALT) - 1.0
+    radius = keyed_uniform(keys, (), _SALT + 1) ** (1.0 / np.prod(shape))
+    return radius.reshape(-1, *([1] * len(shape))) * keyed_direction(keys, shape, norm, _SALT)
 
 
 @ATTACKS.register("pgd")
@@ -108,11 +108,37 @@ def _keyed_pgd_class():
                                                          eps=self.eps, eps_step=self.eps_step)
             return adversarial
 
+        @staticmethod
+        def _projection(values, eps, norm_p, *, suboptimal: bool = True):
+            """ART's projection; for L∞ with one ε, the same numbers by a clamp (ART broadcasts ε to the shape of
+            the batch and copies it to a tensor at every step)."""
+            if norm_p in ("inf", np.inf) and np.ndim(eps) == 0:
+                return values.clamp(-float(eps), float(eps))
+            return ProjectedGradientDescentPyTorch._projection(values, eps, norm_p, suboptimal=suboptimal)
+
+        def _compute_perturbation_pytorch(self, x, y, mask, momentum):
+            """ART's step direction; for L∞ without mask, momentum or summary writer, the same numbers in two
+            tensor operations instead of eight (the sign of the loss gradient, NaN entries 0)."""
+            if self.norm not in ("inf", np.inf) or mask is not None or self.decay is not None \
+                    or self.summary_writer is not None:
+                return super()._compute_perturbation_pytorch(x, y, mask, momentum)
+            direction = torch.nan_to_num(self.estimator.loss_gradient(x=x, y=y).sign(), nan=0.0)
+            return -direction if self.targeted else direction
+
+        def _apply_perturbation_pytorch(self, x, perturbation, eps_step):
+            """ART's step (NaN steps set to 0, then clipped to the input range) without its three tensor
+            constructions per call; same numbers."""
+            if np.ndim(eps_step) or self.estimator.clip_values is None:
+                return super()._apply_perturbation_pytorch(x, perturbation, eps_step)
+            step = torch.nan_to_num(perturbation * float(np.float32(eps_step)), nan=0.0, posinf=np.inf, neginf=-np.inf)
+            low, high = self.estimator.clip_values
+            return (x + step).clamp(float(low), float(high))
+
         def _compute_pytorch(self, x, x_init, y, mask, eps, eps_step, random_init, momentum):
             if random_init:
                 first = self._batch_id * self.batch_size
                 keys = self.sample_keys[first : first + len(x)]
-                start = np.stack([random_start(key, tuple(x.shape[1:]), self.run_norm) for key in keys])
+                start = random_start(keys, tuple(x.shape[1:]), self.run_norm)
                 x = (x + torch.from_numpy(eps * start).to(x)).clamp(0.0, 1.0)
             return super()._compute_pytorch(x, x_init, y, mask, eps, eps_step, False, momentum)
 

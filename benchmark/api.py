@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -105,20 +106,58 @@ class Attack(Protocol):
              batch_size: int) -> np.ndarray: ...
 
 
+def memoized(estimator: Any) -> AbstractContextManager:
+    """A block in which the harness's estimator answers repeated predictions of the same input from memory (see
+    ``benchmark.estimator.Classifier.memoized``); a no-op for any other estimator."""
+    memo = getattr(estimator, "memoized", None)
+    return memo() if memo is not None else nullcontext()
+
+
+def adopt_estimator(attack: Any, estimator: Any) -> Any:
+    """Hand ``attack`` (an ART attack that wrapped the harness's model anew, with a loss of its own, as APGD does)
+    the harness's fast wrapper with that loss (``benchmark.estimator.Classifier.adopt``); returns the attack."""
+    adopt = getattr(estimator, "adopt", None)
+    if adopt is not None:
+        attack._estimator = adopt(attack.estimator)
+    return attack
+
+
 def art_norm(norm: str) -> float:
     """The run's norm name ("inf", "2") as ART expects it."""
     return {"inf": np.inf, "2": 2}[norm]
 
 
-def sample_rng(key: int | np.integer, *salt: int) -> np.random.Generator:
-    """A random generator owned by one sample (``key``) and one use (``salt``)."""
-    return np.random.default_rng([int(key), *salt])
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: SplitMix64's counter increment
 
 
-def random_direction(key: int | np.integer, shape: tuple[int, ...], norm: str, salt: int) -> np.ndarray:
-    """A per-sample random perturbation of norm 1: a random sign pattern (L∞) or a uniform direction (L2)."""
-    rng = sample_rng(key, salt)
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (Steele, Lea & Flood 2014): a bijection of uint64 arrays that scrambles every bit.
+    Array arithmetic wraps modulo 2^64, which is what the generator wants."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def keyed_uniform(keys: np.ndarray, shape: tuple[int, ...], *salt: int) -> np.ndarray:
+    """Uniform draws in [0, 1), shaped ``(len(keys), *shape)``, where row i depends only on ``keys[i]`` and
+    ``salt``: a counter-based generator (SplitMix64 over key, salt and position), vectorised over the batch. A
+    sample (its key) therefore draws the same numbers in any batch, in any order, alone or with others; a different
+    ``salt`` gives an independent stream for another use."""
+    stream = np.asarray(keys, dtype=np.int64).reshape(-1).astype(np.uint64)
+    for part in salt:
+        stream = _mix(stream * _GOLDEN + np.uint64(int(part)))
+    stream = _mix(stream ^ np.uint64(0x5851F42D4C957F2D))
+    counters = np.arange(1, int(np.prod(shape, dtype=np.int64)) + 1, dtype=np.uint64) * _GOLDEN
+    bits = _mix(stream[:, None] + counters[None, :])
+    return ((bits >> np.uint64(11)).astype(np.float64) * 2.0**-53).reshape(len(stream), *shape)
+
+
+def keyed_direction(keys: np.ndarray, shape: tuple[int, ...], norm: str, *salt: int) -> np.ndarray:
+    """Per-sample random perturbations of norm 1 (rows as in ``keyed_uniform``): a random sign pattern (L∞) or a
+    direction uniform on the sphere (L2, normalised Gaussian draws by Box–Muller)."""
     if norm == "inf":
-        return rng.choice((-1.0, 1.0), size=shape)
-    direction = rng.standard_normal(size=shape)
-    return direction / np.linalg.norm(direction)
+        return np.where(keyed_uniform(keys, shape, *salt) < 0.5, -1.0, 1.0)
+    radius = np.sqrt(-2.0 * np.log1p(-keyed_uniform(keys, shape, *salt, 1)))
+    gaussian = radius * np.cos(2.0 * np.pi * keyed_uniform(keys, shape, *salt, 2))
+    lengths = np.linalg.norm(gaussian.reshape(len(gaussian), -1), axis=1)
+    return gaussian / np.maximum(lengths, np.finfo(np.float64).tiny).reshape(-1, *([1] * len(shape)))
