@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmark.registry import Registry
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 DEFENSES: Registry[Any] = Registry("defense", group="bench.defenses", builtins="defenses")
 ATTACKS: Registry[Any] = Registry("attack", group="bench.attacks", builtins="attacks")

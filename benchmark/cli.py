@@ -110,6 +110,9 @@ def describe_params(plugin: Any) -> str:
 @click.option("--out", help="Output directory: results store, checkpoints, leaderboards (default: ./bench-results).")
 @click.option("--quick", is_flag=True, default=None, help="Smoke run: 1/8 of the epochs and 100 test samples.")
 @click.option("--n-test", "n_test", help="Evaluate on the first N test samples only.")
+@click.option("--survivors", help="shared: at each ε an attack gets only the samples no attack has broken yet "
+                                   "(fastest; per-attack numbers are cumulative); per-attack: each attack on the "
+                                   "samples it left robust itself (standalone per-attack numbers) (default: shared).")
 @click.option("--fresh", is_flag=True, help="Ignore stored results and checkpoints; recompute everything.")
 @click.option("--executor", type=click.Choice(("auto", "inline", "process", "ray")), default="auto",
               show_default=True, help="auto: a process pool when at least two jobs per worker are pending, "

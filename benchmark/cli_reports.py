@@ -16,8 +16,8 @@ FORMAT_CHOICES = ("md", "csv", "json", "tex", "html", "all")
 
 
 def load_board(store_path: str, dataset: str | None, norm: str | None, defenses: list[str] | None = None):
-    """The leaderboard of a store: its newest (dataset, norm, ε grid) unless filtered."""
-    from benchmark.leaderboard import build_leaderboard
+    """The leaderboard of a store: its newest (dataset, norm, ε grid, survivor mode) unless filtered."""
+    from benchmark.leaderboard import build_leaderboard, same_kind_key
     from benchmark.store import Store
 
     try:
@@ -31,8 +31,8 @@ def load_board(store_path: str, dataset: str | None, norm: str | None, defenses:
     if not records:
         raise ConfigError(f"--store: no stored results in {store_path} match the filters")
     newest = records[-1]
-    same = [r for r in records if (r["dataset"], r["norm"], r["eps"]) == (newest["dataset"], newest["norm"],
-                                                                          newest["eps"])]
+    kind = ("dataset", "norm", "eps", "survivors")
+    same = [r for r in records if all(same_kind_key(r, k) == same_kind_key(newest, k) for k in kind)]
     return build_leaderboard(same)
 
 

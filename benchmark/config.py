@@ -7,7 +7,6 @@ problem becomes one ``ConfigError`` that names the parameter and where it came f
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import sys
@@ -23,7 +22,7 @@ else:  # pragma: no cover
 
 from benchmark import ATTACKS, DATASETS, DEFENSES, MODELS
 from benchmark.errors import BenchError, ConfigError
-from benchmark.registry import Registry
+from benchmark.registry import Registry, did_you_mean
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
@@ -37,11 +36,13 @@ DEFAULTS: dict[str, Any] = {
     "out": "bench-results",
     "quick": False,
     "n_test": None,
+    "survivors": "shared",
 }
 #: How each key is spelled on the command line, for error messages.
 OPTION_NAMES = {"defenses": "--defense", "attacks": "--attack", "seeds": "--seed"}
 NORMS = ("inf", "2")
 QUICK_N_TEST = 100
+SURVIVOR_MODES = ("shared", "per-attack")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class EvalConfig:
     out: Path
     quick: bool
     n_test: int | None
+    survivors: str = "shared"  # which samples each attack gets: "shared" or "per-attack" (benchmark/sweep.py)
 
     @property
     def headline_eps(self) -> float:
@@ -112,8 +114,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
         key = key.replace("-", "_")
         key = {"defense": "defenses", "attack": "attacks", "seed": "seeds"}.get(key, key)
         if key not in DEFAULTS:
-            close = difflib.get_close_matches(key, DEFAULTS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, DEFAULTS, template="; did you mean {!r}?")
             raise ConfigError(f"{file_label}: unknown key {key!r}{hint}")
         values[key] = (value, f"{key} (in {file_label})")
     for key, value in (overrides or {}).items():
@@ -160,7 +161,15 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
         out=writable_dir(get("out"), where("out")),
         quick=quick,
         n_test=n_test,
+        survivors=parse_choice(get("survivors"), where("survivors"), SURVIVOR_MODES),
     )
+
+
+def parse_choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        hint = did_you_mean(str(value), choices, template="; did you mean {!r}?")
+        raise ConfigError(f"{where}: must be one of {', '.join(choices)}, got {value!r}{hint}")
+    return value
 
 
 def lookup(registry: Registry, name: Any, where: str) -> str:
@@ -189,8 +198,7 @@ def expand_suites(value: Any, norm: str, where: str) -> list[Any]:
             try:
                 items += [attack for attack in expand_suite(name, norm) if attack not in items]
             except KeyError:
-                close = difflib.get_close_matches(name, suite_names(), n=1)
-                hint = f"did you mean 'suite:{close[0]}'? " if close else ""
+                hint = did_you_mean(name, suite_names(), template="did you mean 'suite:{}'? ")
                 raise ConfigError(f"{where}: unknown suite {name!r}; {hint}(suites: {', '.join(suite_names())})"
                                   ) from None
         elif not (isinstance(item, str) and item in items):
@@ -315,8 +323,7 @@ def make_spec(kind: str, name: str, params: Mapping[str, Any], where: str) -> Pl
     coerced: dict[str, Any] = {}
     for key, text in params.items():
         if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(key, fields, template="did you mean {!r}? ")
             known = ", ".join(fields) or "none"
             raise ConfigError(f"{where}: {kind} {canonical!r} has no parameter {key!r}; {hint}(parameters: {known})")
         coerced[key] = coerce(text, fields[key].default, f"{where}: {kind} {canonical!r} parameter {key!r}")

@@ -47,6 +47,7 @@ class Leaderboard:
     summary: tuple[dict[str, Any], ...]  # one per (defense, model), aggregated over seeds
     config: dict[str, Any]  # enough to re-run the evaluation (``bench check``)
     provenance: dict[str, Any]
+    per_attack_kind: str = "cumulative"  # per-attack numbers: "cumulative" (shared survivors) or "standalone"
 
     @property
     def headline_key(self) -> str:
@@ -64,6 +65,7 @@ class Leaderboard:
             "headline_eps": self.headline_eps,
             "eps": list(self.eps),
             "attacks": list(self.attacks),
+            "per_attack_kind": self.per_attack_kind,
             "config": self.config,
             "provenance": self.provenance,
             "summary": list(self.summary),
@@ -77,10 +79,11 @@ def build_leaderboard(records: list[dict[str, Any]], *, headline_eps: float | No
         raise BenchError("no results to put on a leaderboard")
     first = records[0]
     for record in records[1:]:
-        for key in ("dataset", "norm", "eps"):
-            if record[key] != first[key]:
-                raise BenchError(f"records differ in {key} ({first[key]} vs {record[key]}): one leaderboard per "
-                                 f"dataset, norm and ε grid (filter with --dataset, --norm)")
+        for key in ("dataset", "norm", "eps", "survivors"):
+            if same_kind_key(record, key) != same_kind_key(first, key):
+                raise BenchError(f"records differ in {key} ({same_kind_key(first, key)} vs "
+                                 f"{same_kind_key(record, key)}): one leaderboard per dataset, norm, ε grid and "
+                                 f"survivor mode (filter with --dataset, --norm)")
     eps = tuple(first["eps"])
     if headline_eps is None:
         from benchmark.data import headline_eps as dataset_headline
@@ -92,7 +95,8 @@ def build_leaderboard(records: list[dict[str, Any]], *, headline_eps: float | No
                      key=lambda s: (-s["robust_accuracy"][key]["mean"], -s["clean_accuracy"]["mean"], s["defense"]))
     rank = {(entry["defense"], entry["model"]): index for index, entry in enumerate(summary)}
     rows.sort(key=lambda r: (rank[r["defense"], r["model"]], r["seed"]))  # grouped as the summary, then by seed
-    attacks = tuple(dict.fromkeys(name for record in records for name in record["attacks"]))
+    # columns in the order the attacks ran, which the cumulative numbers follow
+    attacks = tuple(dict.fromkeys(name for r in records for name in r.get("attack_order") or r["attacks"]))
     config = {
         "dataset": first["dataset"],
         "model": sorted({r["model"] for r in records}),
@@ -103,6 +107,7 @@ def build_leaderboard(records: list[dict[str, Any]], *, headline_eps: float | No
         "seeds": sorted({r["seed"] for r in records}),
         "quick": first["quick"],
         "n_test": first["n_test"],
+        "survivors": survivors(first),
     }
     environment = records[-1]["environment"]
     provenance = {
@@ -116,7 +121,17 @@ def build_leaderboard(records: list[dict[str, Any]], *, headline_eps: float | No
         "created": [min(r["created_at"] for r in records), max(r["created_at"] for r in records)],
     }
     return Leaderboard(first["dataset"], first["norm"], headline_eps, eps, attacks, tuple(rows), tuple(summary),
-                       config, provenance)
+                       config, provenance, first.get("per_attack_kind", "standalone"))
+
+
+def survivors(record: dict[str, Any]) -> str:
+    """The record's survivor mode (records written before the option existed: "per-attack")."""
+    return record.get("survivors", "per-attack")
+
+
+def same_kind_key(record: dict[str, Any], key: str) -> Any:
+    """What records on one leaderboard must share: dataset, norm, eps, survivors."""
+    return survivors(record) if key == "survivors" else record[key]
 
 
 def unique(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -147,13 +162,12 @@ def make_row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def worst_broken_at(record: dict[str, Any]) -> list[int] | None:
-    """Per sample, the first ε index at which any valid attack broke it (what paired tests compare)."""
+    """Per sample, the first ε index at which any attack broke it (what paired tests compare; every stored break
+    was verified, see ``benchmark.sweep``)."""
     samples = record.get("samples")
     if not samples:
         return None
-    errors = record.get("attack_errors") or {}
-    valid = [broken for attack, broken in samples["broken_at"].items() if attack not in errors]
-    return worst_case(samples["correct"], valid, len(record["eps"])).tolist()
+    return worst_case(samples["correct"], list(samples["broken_at"].values()), len(record["eps"])).tolist()
 
 
 def summarise(rows: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> list[dict[str, Any]]:
@@ -199,10 +213,24 @@ def legend_lines(board: Leaderboard) -> list[str]:
     lines = legend(fired)
     for row in board.rows:
         for attack, error in (row.get("attack_errors") or {}).items():
-            lines.append(f"{row['defense']} (seed {row['seed']}): {attack} discarded: {error}")
+            lines.append(f"{row['defense']} (seed {row['seed']}): {attack} stopped, no per-attack numbers: {error}")
     if any(name.split("(")[0] == "autoattack" for name in board.attacks):
         lines.append(AUTOATTACK_NOTE)
     return lines
+
+
+def attack_columns(board: Leaderboard) -> list[str]:
+    """Titles of the per-attack columns: the attack's name (standalone numbers) or "+name" (cumulative)."""
+    return [("+" if board.per_attack_kind == "cumulative" else "") + attack for attack in board.attacks]
+
+
+def per_attack_note(board: Leaderboard) -> str:
+    """What the per-attack columns mean."""
+    if board.per_attack_kind == "cumulative":
+        return ("Attack columns (+name): robust accuracy after that attack and every one before it, in the order "
+                "they ran; with shared survivors each attack ran only on the samples the ones before it left robust, "
+                "so the last column is the worst case.")
+    return "Attack columns: each attack's own robust accuracy (standalone, on the samples it left robust itself)."
 
 
 def attack_costs(board: Leaderboard) -> list[list[str]]:

@@ -1,7 +1,8 @@
 """``EvalConfig`` → a list of ``Job``s, each with content hashes of everything that determines its result.
 
 ``train_hash`` covers what determines the trained model (data, model, defense and its parameters, seed, quick, device,
-library and harness versions); ``job_hash`` adds what determines the scores (attacks, ε grid, norm, test samples).
+library and harness versions); ``job_hash`` adds what determines the scores (attacks, ε grid, norm, test samples,
+survivor mode).
 A job whose ``job_hash`` is already in the store is skipped; a model whose ``train_hash`` has a checkpoint is not
 trained again.
 """
@@ -59,6 +60,7 @@ class Job:
     n_test: int  # test samples evaluated (the first n of the fixed split)
     data_fingerprint: str
     versions: tuple[tuple[str, str], ...]
+    survivors: str = "shared"  # which samples each attack gets (benchmark/sweep.py)
 
     def train_payload(self) -> dict[str, Any]:
         return {
@@ -83,6 +85,7 @@ class Job:
             "eps": list(self.eps),
             "norm": self.norm,
             "n_test": self.n_test,
+            "survivors": self.survivors,
         }
         return content_hash({"train": self.train_hash, **scoring})
 
@@ -106,6 +109,7 @@ def plan(config: EvalConfig) -> list[Job]:
             n_test=n_test,
             data_fingerprint=fingerprint,
             versions=library_versions(),
+            survivors=config.survivors,
         )
         for defense in config.defenses
         for seed in config.seeds

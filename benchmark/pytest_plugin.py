@@ -30,7 +30,8 @@ class RobustnessResult:
     eps: tuple[float, ...]  # ascending, without 0
     clean_accuracy: float
     accuracy: dict[float, float]  # worst case over the attacks, per ε (0 included)
-    per_attack: dict[str, dict[float, float]] = field(default_factory=dict)
+    per_attack: dict[str, dict[float, float]] = field(default_factory=dict)  # see ``per_attack_kind``
+    per_attack_kind: str = "cumulative"  # after each attack in turn (shared survivors), or "standalone"
     n: int = 0
     seconds: float = 0.0
 
@@ -52,9 +53,10 @@ class Robustness:
 
     def evaluate(self, model, data, attack: str | Sequence[str] = "pgd", eps: float | Sequence[float] = 0.1, *,
                  norm: str = "inf", n: int | None = None, seed: int = 0, batch_size: int = 128,
-                 device: str = "cpu") -> RobustnessResult:
+                 device: str = "cpu", survivors: str = "shared") -> RobustnessResult:
         """Attack a copy of ``model`` (logits out) on ``data`` with ``attack`` (names, ``name:key=value`` or
-        ``suite:NAME``) at ``eps`` (one or several) under ``norm``; the first ``n`` test samples if given."""
+        ``suite:NAME``) at ``eps`` (one or several) under ``norm``; the first ``n`` test samples if given.
+        ``survivors="per-attack"`` gives standalone per-attack numbers (see ``benchmark/sweep.py``)."""
         from benchmark.config import expand_suites, parse_eps, parse_plugins
         from benchmark.estimator import wrap
         from benchmark.runner import sample_keys
@@ -69,10 +71,10 @@ class Robustness:
         start = time.perf_counter()
         estimator = wrap(copy.deepcopy(model).to(device), tuple(x.shape[1:]), nb_classes, device)
         sweep = run_sweep(estimator, x, y, {s.label: s.build() for s in specs}, grid, norm=norm,
-                          keys=sample_keys(seed, len(x)), batch_size=batch_size, seed=seed)
+                          keys=sample_keys(seed, len(x)), batch_size=batch_size, seed=seed, survivors=survivors)
         result = RobustnessResult(
             attacks=tuple(s.label for s in specs), norm=norm, eps=grid[1:], clean_accuracy=float(sweep.correct.mean()),
-            accuracy=sweep.accuracy(), per_attack={name: sweep.accuracy(name) for name in sweep.valid()},
+            accuracy=sweep.accuracy(), per_attack=sweep.per_attack(), per_attack_kind=sweep.per_attack_kind,
             n=len(x), seconds=time.perf_counter() - start)
         self._node.user_properties.append((PROPERTY, result.to_dict()))
         return result

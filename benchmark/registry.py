@@ -23,6 +23,13 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def did_you_mean(name: str, choices: Iterable[str], *, cutoff: float = 0.6, template: str = "did you mean {!r}?"
+                 ) -> str:
+    """A hint naming the choice closest to ``name`` ("" when none is close): every "unknown name" error uses it."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=cutoff)
+    return template.format(close[0]) if close else ""
+
+
 def resolve_lazy(spec: str) -> Any:
     """Import ``"package.module:attr"`` and return the attribute."""
     module_name, _, attr = spec.partition(":")
@@ -101,9 +108,8 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         known = [*self._entries, *self._aliases]
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(self._entries))}"
-        return f"unknown {self.kind} {name!r}{hint}"
+        hint = did_you_mean(name, known, cutoff=0.5) or f"known: {', '.join(sorted(self._entries))}"
+        return f"unknown {self.kind} {name!r}; {hint}"
 
     def _load(self) -> None:
         if self._loaded:

@@ -25,8 +25,18 @@ logger = logging.getLogger(__name__)
 
 Event = Callable[..., None]
 
-#: Samples per attack batch by device: measured on digits cnn-small, larger CPU batches made ART's PGD slower.
+#: Samples per attack batch by device, and by model where one measured better otherwise (digits, 2 CPU cores,
+#: ``tests/benchmarks/test_sweep_speed.py``): ART's Python is a fixed cost per step and batch, which a small MLP
+#: amortises best over big batches (PGD-10 on 360 samples: 13.0 ms at 128, 9.3 ms at 512); cnn-small on CPU was no
+#: faster above 128.
 BATCH_SIZE = {"cpu": 128, "cuda": 1024}
+MODEL_BATCH_SIZE = {("mlp", "cpu"): 512}
+
+
+def attack_batch_size(model: str, device: str) -> int:
+    """Samples per attack batch for ``model`` on ``device`` ("cpu", "cuda" or "cuda:N"); recorded with each result."""
+    kind = device.split(":")[0]
+    return MODEL_BATCH_SIZE.get((model, kind), BATCH_SIZE[kind])
 
 
 def sample_keys(seed: int, n: int) -> np.ndarray:
@@ -53,8 +63,7 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
 
     info = None if fresh else store.load_checkpoint(job.train_hash, model)
     cached = info is not None
-    steps = 2 + len(job.attacks)  # training, one step per attack, the validity probes
-    emit("phase", text=f"{job.defense.label} (seed {job.seed}): training", step=0, steps=steps)
+    emit("phase", text=f"{job.defense.label} (seed {job.seed}): training", step=0, steps=2)
     defense = job.defense.build()
     if info is None:
         start = time.perf_counter()
@@ -68,18 +77,19 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
     model.to(torch.device(job.device))
 
     attacks = {spec.label: spec.build() for spec in job.attacks}
-    batch_size = BATCH_SIZE[job.device.split(":")[0]]
+    batch_size = attack_batch_size(job.model, job.device)
     estimator = wrap(model, data.input_shape, data.nb_classes, job.device)
     keys = sample_keys(job.seed, len(test.x_test))
     start = time.perf_counter()
     sweep = run_sweep(
         estimator, test.x_test, test.y_test, attacks, job.eps, norm=job.norm, keys=keys, batch_size=batch_size,
-        seed=job.seed,
-        on_attack=lambda name: emit("phase", text=f"{job.defense.label} (seed {job.seed}): attack {name}",
-                                    step=1 + list(attacks).index(name), steps=steps),
+        seed=job.seed, survivors=job.survivors,
+        on_attack=lambda name, eps, done, total: emit(
+            "phase", text=f"{job.defense.label} (seed {job.seed}): {name}" + ("" if eps != eps else f" at ε={eps:g}"),
+            step=1 + done, steps=total + 2),  # training, the attack runs, the validity probes
     )
     eval_seconds = time.perf_counter() - start
-    emit("phase", text=f"{job.defense.label} (seed {job.seed}): validity probes", step=steps - 1, steps=steps)
+    emit("phase", text=f"{job.defense.label} (seed {job.seed}): validity probes", step=1, steps=2)
     start = time.perf_counter()
     pgd = next((a for spec, a in zip(job.attacks, attacks.values(), strict=True) if spec.name == "pgd"), None)
     probes = run_probes(estimator, test.x_test, test.y_test, sweep, norm=job.norm,
@@ -108,7 +118,10 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
         "nb_classes": data.nb_classes,
         "clean_accuracy": float(sweep.correct.mean()),
         "robust_accuracy": keyed(sweep.accuracy()),
-        "per_attack": {name: keyed(sweep.accuracy(name)) for name in sweep.valid()},  # discarded attacks: none
+        "survivors": job.survivors,
+        "attack_order": list(sweep.outcomes),  # the order they ran in (the cumulative numbers follow it)
+        "per_attack_kind": sweep.per_attack_kind,
+        "per_attack": {name: keyed(curve) for name, curve in sweep.per_attack().items()},  # a stopped attack: none
         "attack_seconds": {name: o.seconds for name, o in sweep.outcomes.items()},
         "attack_grad_evals": {name: o.grad_evals for name, o in sweep.outcomes.items()},
         "attack_queries": {name: o.queries for name, o in sweep.outcomes.items()},

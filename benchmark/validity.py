@@ -35,8 +35,8 @@ LEGEND: dict[str, str] = {
     "pgd_not_converged": "PGD with 5× the steps lowered accuracy by > 2 points: the attacks did not converge",
     "randomized": "predictions differ across repeated forward passes of the same input: a randomised defense, whose "
                   "evaluation needs Expectation over Transformation",
-    "outside_ball": "an attack returned a perturbation outside the ε-ball or the input range: its numbers are "
-                    "discarded",
+    "outside_ball": "an attack returned a perturbation outside the ε-ball or the input range: it was stopped "
+                    "there and has no per-attack numbers (the breaks it made before, each verified, still count)",
     "clean_mismatch": "clean accuracy at ε = 0 differs from the model's accuracy measured right after training: the "
                       "evaluated model is not the trained one",
 }

@@ -10,13 +10,13 @@ corruption) are pure functions in ``defenses/partition.py``, ``defenses/aggregat
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 
 import numpy as np
 
 from benchmark import DEFENSES
 from benchmark.api import DataBundle, RunContext
+from benchmark.registry import did_you_mean
 from defenses import aggregation, partition
 
 AGGREGATIONS = ("mean", "median", "trimmed-mean", "krum", "multi-krum", "bulyan")
@@ -56,8 +56,7 @@ def aggregate(rule: str, updates: np.ndarray, weights: np.ndarray, *, trim_ratio
 
 def _choice(name: str, value: str, options: tuple[str, ...]) -> None:
     if value not in options:
-        close = difflib.get_close_matches(value, options, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(value, options, template="; did you mean {!r}?")
         raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}{hint}")
 
 

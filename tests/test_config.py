@@ -129,3 +129,11 @@ def test_suites_expand_and_mix_with_names(tmp_path):
 def test_attack_that_does_not_fit_the_norm_is_refused(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         config(tmp_path, **overrides)
+
+
+def test_survivor_mode_defaults_to_shared_and_is_validated(tmp_path):
+    assert build_config(None, {"out": str(tmp_path)}).survivors == "shared"
+    assert build_config({"survivors": "per-attack"}, {"out": str(tmp_path)}).survivors == "per-attack"
+    with pytest.raises(ConfigError, match=r"^survivors \(in config file\): must be one of shared, per-attack, got "
+                                          r"'shraed'; did you mean 'shared'\?$"):
+        build_config({"survivors": "shraed"}, {"out": str(tmp_path)})

@@ -22,7 +22,10 @@ def test_model_is_robust_enough(robustness, benchmark):
     assert 0.0 <= result.robust_accuracy < result.clean_accuracy
     several = robustness.evaluate(model, (data.x_test, data.y_test), attack="suite:quick", eps=[0.05, 0.2])
     assert several.robust_accuracy <= several.accuracy[0.05]
-    assert set(several.per_attack) == {"fgsm", "pgd"}
+    assert set(several.per_attack) == {"fgsm", "pgd"} and several.per_attack_kind == "cumulative"
+    assert several.per_attack["pgd"] == several.accuracy  # cumulative: after the last attack, the worst case
+    alone = robustness.evaluate(model, data, attack="suite:quick", eps=[0.05, 0.2], survivors="per-attack")
+    assert alone.per_attack_kind == "standalone" and alone.accuracy == several.accuracy
     assert all(p.requires_grad for p in model.parameters())  # the user's model is left as it was
     benchmark(lambda: None)  # pytest-benchmark's fixture still works beside it
 

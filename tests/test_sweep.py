@@ -13,11 +13,14 @@ def attacks():
     return {name: bench.ATTACKS.get(name)() for name in ("fgsm", "pgd", "noise")}
 
 
-def test_survivor_shortcut_equals_naive_loop(estimator, synthetic):
-    x, y = synthetic.x_test, synthetic.y_test
-    keys = sample_keys(7, len(x))
-    fast = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=keys, batch_size=32)
-    naive = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=keys, batch_size=32, survivors_only=False)
+def sweep(estimator, data, survivors, chosen=None, batch_size=32):
+    x, y = data.x_test, data.y_test
+    return run_sweep(estimator, x, y, chosen or attacks(), EPS, norm="inf", keys=sample_keys(7, len(x)),
+                     batch_size=batch_size, survivors=survivors)
+
+
+def test_per_attack_survivors_equal_the_naive_loop(estimator, synthetic):
+    fast, naive = sweep(estimator, synthetic, "per-attack"), sweep(estimator, synthetic, "none")
     assert np.array_equal(fast.correct, naive.correct)
     for name in fast.outcomes:
         assert np.array_equal(fast.outcomes[name].broken_at, naive.outcomes[name].broken_at), name
@@ -25,23 +28,83 @@ def test_survivor_shortcut_equals_naive_loop(estimator, synthetic):
         assert fast.outcomes[name].attacked <= naive.outcomes[name].attacked
     assert fast.outcomes["pgd"].attacked < naive.outcomes["pgd"].attacked  # the shortcut skipped work
     assert fast.accuracy() == naive.accuracy()
+    assert fast.per_attack_kind == "standalone" and fast.per_attack()["pgd"] == fast.accuracy("pgd")
     # the model is not trivially robust or broken: the equality above is about real attack outcomes
     assert 0.3 < fast.accuracy()[0.1] < fast.accuracy()[0.0]
     assert fast.accuracy()[0.3] < 0.2
 
 
+def test_shared_survivors_give_the_same_worst_case_for_less_work(estimator, synthetic):
+    shared, alone = sweep(estimator, synthetic, "shared"), sweep(estimator, synthetic, "per-attack")
+    assert shared.accuracy() == alone.accuracy()  # keyed attacks: exactly the same per-sample worst case
+    assert np.array_equal(shared.worst_broken_at(), alone.worst_broken_at())
+    work = {mode: sum(o.attacked for o in result.outcomes.values()) for mode, result in
+            (("shared", shared), ("per-attack", alone))}
+    assert work["shared"] < 0.8 * work["per-attack"], work
+    # each later attack only saw what the earlier ones left robust, so it was given fewer samples than alone
+    assert shared.outcomes["pgd"].attacked < alone.outcomes["pgd"].attacked
+    # per-attack numbers are cumulative, in the order the attacks ran: non-increasing, the last is the worst case
+    assert shared.per_attack_kind == "cumulative"
+    curves = list(shared.per_attack().values())
+    for before, after in zip(curves, curves[1:], strict=False):
+        assert all(after[e] <= before[e] for e in EPS)
+    assert curves[-1] == shared.accuracy()
+    assert curves[0][EPS[1]] == alone.accuracy("fgsm")[EPS[1]]  # at the first ε it saw every sample
+
+
+def test_shared_survivors_run_black_box_attacks_after_gradient_ones(estimator, synthetic):
+    chosen = {name: bench.ATTACKS.get(name)() for name in ("noise", "fgsm", "pgd")}  # noise (black box) first
+    shared = sweep(estimator, synthetic, "shared", chosen)
+    assert list(shared.outcomes) == ["fgsm", "pgd", "noise"]
+    assert list(sweep(estimator, synthetic, "per-attack", chosen).outcomes) == ["noise", "fgsm", "pgd"]
+
+
+def test_unknown_survivor_mode_is_refused(estimator, synthetic):
+    with pytest.raises(ValueError, match="survivors must be one of shared, per-attack, none, got 'all'"):
+        sweep(estimator, synthetic, "all")
+
+
+class _EscapesAtLargeEps:
+    """A planted attack: a real PGD up to ε = 0.1, a perturbation outside the ball after that."""
+
+    norms, needs_grad, black_box, minimal_norm = ("inf",), True, False, False
+
+    def generate(self, estimator, x, y, *, eps, norm, keys, batch_size):
+        if eps > EPS[2]:
+            return np.clip(x + 2 * eps, 0.0, 1.0).astype(x.dtype)
+        return bench.ATTACKS.get("pgd")().generate(estimator, x, y, eps=eps, norm=norm, keys=keys,
+                                                    batch_size=batch_size)
+
+
+@pytest.mark.parametrize("survivors", ["shared", "per-attack"])
+def test_an_attack_failing_validation_keeps_its_verified_breaks(estimator, synthetic, survivors):
+    chosen = {"bad": _EscapesAtLargeEps(), "fgsm": bench.ATTACKS.get("fgsm")()}
+    result = sweep(estimator, synthetic, survivors, chosen)
+    bad = result.outcomes["bad"]
+    assert bad.error and "left the Linf ball" in bad.error
+    assert set(result.valid()) == {"fgsm"} and set(result.per_attack()) == {"fgsm"}
+    assert np.all(bad.broken_at[result.correct] >= 1)
+    assert np.any(bad.broken_at <= 2)  # its PGD broke samples up to ε = 0.1: those breaks were verified
+    assert not np.any(np.isin(bad.broken_at, (3, 4)))  # the run that escaped the ball broke nothing
+    assert np.array_equal(result.worst_broken_at(), np.minimum(bad.broken_at, result.outcomes["fgsm"].broken_at))
+    # with shared survivors fgsm skipped what "bad" broke; those samples stay broken, never counted robust
+    worst = result.worst_broken_at()
+    assert np.all(worst[bad.broken_at <= 2] <= 2)
+
+
 def test_results_do_not_depend_on_batch_size(estimator, synthetic):
     x, y = synthetic.x_test, synthetic.y_test
     keys = sample_keys(0, len(x))
-    a = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=keys, batch_size=7)
-    b = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=keys, batch_size=64)
+    a = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=keys, batch_size=7, survivors="per-attack")
+    b = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=keys, batch_size=64, survivors="per-attack")
     for name in a.outcomes:
         assert np.array_equal(a.outcomes[name].broken_at, b.outcomes[name].broken_at), name
 
 
 def test_worst_case_is_per_sample_and_monotone(estimator, synthetic):
     x, y = synthetic.x_test, synthetic.y_test
-    result = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=sample_keys(0, len(x)), batch_size=32)
+    result = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=sample_keys(0, len(x)), batch_size=32,
+                       survivors="per-attack")
     worst = result.accuracy()
     for k, eps in enumerate(EPS):
         assert worst[eps] <= min(result.accuracy(name)[eps] for name in result.outcomes)

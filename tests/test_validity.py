@@ -67,10 +67,13 @@ def test_black_box_beating_white_box_is_flagged():
     assert black_box_gap(sweep(white=(3, 3), black=(2, 2)))[0] == 0.0
 
 
-def test_attack_outside_the_ball_is_flagged_and_discarded():
+def test_attack_outside_the_ball_is_flagged_and_keeps_only_verified_breaks():
+    # the sweep records a break only after checking it (in the ball, in range, misclassified), so the breaks an
+    # attack made before it failed validation are real and count in the worst case
     result = sweep(white=(1, 1), black=(5, 2), error="attack 'square' left the Linf ball")
     assert verdicts(result, HEALTHY_PROBES) == ["outside_ball"]
-    assert result.accuracy() == {0.0: 0.9, 0.1: 0.8, 0.2: 0.7}  # the square numbers do not count
+    assert result.accuracy() == {0.0: 0.9, 0.1: 0.4, 0.2: 0.2}
+    assert set(result.per_attack()) == {"pgd"}
 
 
 def test_discarded_attack_gets_no_per_attack_numbers():

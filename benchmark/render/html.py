@@ -7,7 +7,16 @@ from __future__ import annotations
 import json
 from html import escape
 
-from benchmark.leaderboard import Leaderboard, attack_costs, eps_key, legend_lines, percent, stat_text
+from benchmark.leaderboard import (
+    Leaderboard,
+    attack_columns,
+    attack_costs,
+    eps_key,
+    legend_lines,
+    per_attack_note,
+    percent,
+    stat_text,
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #222; }
@@ -79,7 +88,7 @@ def board_table(board: Leaderboard) -> str:
 def detail_table(board: Leaderboard) -> str:
     key = board.headline_key
     head = "".join(f"<th>{escape(h)}</th>" for h in ["defense", "seed", "clean %", f"ε={key} %", "95% CI",
-                                                       *board.attacks])
+                                                       *attack_columns(board)])
     rows = []
     for row in board.rows:
         low, high = row["robust_ci"][key]
@@ -131,6 +140,7 @@ sort. {board.summary[0]["n_test"]} test samples.</p>
 <h2>Plots</h2>
 <div class="plots">{plots}</div>
 <h2>Per seed at ε = {escape(board.headline_key)}</h2>
+<p>{escape(per_attack_note(board))}</p>
 {detail_table(board)}
 <h2>Attack cost</h2>
 {cost_table(board)}

@@ -6,8 +6,10 @@ from __future__ import annotations
 from benchmark.leaderboard import (
     TEXT_COLUMNS,
     Leaderboard,
+    attack_columns,
     attack_costs,
     legend_lines,
+    per_attack_note,
     percent,
     table_cells,
 )
@@ -47,7 +49,7 @@ def render(board: Leaderboard) -> str:
 
     key = board.headline_key
     minimal = [a for a in board.attacks if any(a in (row.get("median_distance") or {}) for row in board.rows)]
-    header = ["defense", "seed", "clean %", f"ε={key} % (95% CI)", *board.attacks,
+    header = ["defense", "seed", "clean %", f"ε={key} % (95% CI)", *attack_columns(board),
               *[f"{a} median distance" for a in minimal]]
     body = []
     for row in board.rows:
@@ -57,7 +59,8 @@ def render(board: Leaderboard) -> str:
         cells += [percent(row["per_attack"][a][key]) if a in row["per_attack"] else "–" for a in board.attacks]
         cells += [distance_text((row.get("median_distance") or {}).get(a)) for a in minimal]
         body.append(cells)
-    lines += ["", f"## Per seed and per attack at ε = {key} (%)", "", *table(header, body)]
+    lines += ["", f"## Per seed and per attack at ε = {key} (%)", "", per_attack_note(board), "",
+              *table(header, body)]
     lines += ["", "## Attack cost", "",
               *table(["attack", "seconds per row", "gradients per sample", "queries per sample"], attack_costs(board))]
     quick = any(row["quick"] for row in board.rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from benchmark.leaderboard import Leaderboard, eps_key
+from benchmark.leaderboard import Leaderboard, attack_columns, eps_key
 
 
 def render(board: Leaderboard) -> str:
@@ -13,7 +13,7 @@ def render(board: Leaderboard) -> str:
     header = ["defense", "model", "seed", "clean_accuracy", "clean_ci_low", "clean_ci_high"]
     for key in keys:
         header += [f"robust_{key}", f"robust_{key}_ci_low", f"robust_{key}_ci_high"]
-    header += [f"{attack}_{board.headline_key}" for attack in board.attacks]
+    header += [f"{column}_{board.headline_key}" for column in attack_columns(board)]
     header += ["train_seconds", "eval_seconds", "train_grad_evals", "device", "n_test", "flags", "job_hash"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

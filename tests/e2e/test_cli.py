@@ -91,6 +91,8 @@ def test_evaluate_records_renders_and_resumes(tmp_path):
         (["--defense", "pgd-at:epz=1"], "has no parameter 'epz'; did you mean 'eps'?"),
         (["--bogus"], "No such option '--bogus'"),
         (["--config", "missing.toml"], "--config: file not found"),
+        (["--survivors", "per_attack"], "--survivors: must be one of shared, per-attack, got 'per_attack'; "
+                                        "did you mean 'per-attack'?"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_keeps_results(tmp_path, stored_results, args, message):
