@@ -162,7 +162,8 @@ def check(baseline_path: str, tolerance: float, out_dir: str, device: str, verbo
     from benchmark.compare import check_rows
     from benchmark.config import build_config
     from benchmark.evaluate import evaluate
-    from benchmark.plan import load_dataset
+    from benchmark.plan import data_facts
+    from benchmark.store import Store
 
     setup_logging(verbose)
     if not 0 <= tolerance < 1:
@@ -175,7 +176,8 @@ def check(baseline_path: str, tolerance: float, out_dir: str, device: str, verbo
     try:
         config = build_config({**config_values, "model": models[0]}, {"out": out_dir, "device": device},
                               file_label=f"baseline {baseline_path}")
-        fingerprint = load_dataset(config.dataset).fingerprint()
+        with Store(config.out) as store:
+            fingerprint = data_facts(config.dataset, store)[0]
     except ConfigError as exc:
         raise ConfigError(f"the baseline's configuration cannot be reproduced here: {exc}") from None
     expected = (baseline.get("provenance") or {}).get("data_fingerprint")

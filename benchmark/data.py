@@ -34,6 +34,12 @@ class Digits:
                                                           "2": (0.0, 0.25, 0.5, 0.75, 1.0)}
     headline_eps: ClassVar[dict[str, float]] = {"inf": 0.1, "2": 0.5}
 
+    def source(self) -> str:
+        """What determines the data (``benchmark.plan.data_facts``): the scikit-learn release and this split."""
+        from importlib.metadata import version
+
+        return f"scikit-learn {version('scikit-learn')}; stratified 80/20 split, random_state=0"
+
     def load(self) -> DataBundle:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split

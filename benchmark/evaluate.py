@@ -15,10 +15,12 @@ def evaluate(config: EvalConfig, *, fresh: bool = False, executor: str = "auto",
     them, stored ones included (``benchmark.executors`` explains ``executor``, ``workers``, ``address``,
     ``threads``)."""
     from benchmark.executors import run_jobs
-    from benchmark.plan import plan
+    from benchmark.plan import data_facts, plan
     from benchmark.store import Store
 
-    jobs = plan(config)
+    with Store(config.out) as store:
+        facts = data_facts(config.dataset, store, fresh=fresh)
+    jobs = plan(config, facts)
     run_jobs(jobs, config.out, executor=executor, workers=workers, address=address, fresh=fresh, threads=threads,
              on_event=on_event)
     with Store(config.out) as store:

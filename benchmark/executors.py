@@ -14,6 +14,10 @@ reduces convolution gradients in a different order, and a trained CNN can differ
 test samples at ε 0.2 for pgd-at). At the same thread count every executor gives the same numbers; the thread
 count is recorded with each result (``environment.torch_threads``). Inline runs use every core; pool and Ray
 workers one.
+
+Every process that runs jobs keeps freed memory for reuse (``keep_freed_memory``): with glibc's defaults, torch's
+tensors above 128 KiB are mmap'ed and unmapped on every allocation, and a process's first job trained ~25 % slower
+than its second (PGD-AT on digits: 0.78 s vs 0.58 s per epoch; with the setting every epoch took 0.58 s).
 """
 
 from __future__ import annotations
@@ -42,6 +46,26 @@ def pending(jobs: list[Job], store: Store, *, fresh: bool = False) -> list[Job]:
     return [job for job in jobs if job.job_hash not in stored]
 
 
+#: glibc ``mallopt`` parameters: the mmap threshold (the largest it accepts on 64-bit: 32 MiB), how much freed memory
+#: the heap may keep before trimming, and how much it grows by; the cost is up to ~200 MiB of retained memory.
+MALLOPT = {-3: 32 << 20, -1: 128 << 20, -2: 64 << 20}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD
+
+
+def keep_freed_memory() -> bool:
+    """Tune glibc's allocator to keep freed memory for reuse (see the module docstring); False where the C
+    library is not glibc (nothing changes there)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version  # noqa: B018 -- only glibc has it
+    except (OSError, AttributeError):
+        return False
+    return all(mallopt(ctypes.c_int(option), ctypes.c_int(value)) == 1 for option, value in MALLOPT.items())
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
@@ -51,6 +75,7 @@ def execute(job: Job, out: str, fresh: bool = False, threads: int | None = 1,
     """Run one job and commit its record; returns a short summary. This is what a worker runs."""
     import torch
 
+    keep_freed_memory()
     if threads is not None:
         torch.set_num_threads(threads)
     with Store(out) as store:

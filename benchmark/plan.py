@@ -14,11 +14,14 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark import DATASETS
 from benchmark.api import DataBundle
 from benchmark.config import EvalConfig, PluginSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from benchmark.store import Store
 
 #: Packages whose versions enter every job hash: a new version of any of them recomputes results.
 VERSIONED = ("defense-bench", "torch", "adversarial-robustness-toolbox", "scikit-learn", "numpy")
@@ -39,6 +42,23 @@ def library_versions() -> tuple[tuple[str, str], ...]:
 def load_dataset(name: str) -> DataBundle:
     """The dataset ``name``, loaded once per process."""
     return DATASETS.get(name)().load()
+
+
+def data_facts(name: str, store: Store | None = None, *, fresh: bool = False) -> tuple[str, int]:
+    """(fingerprint, test size) of dataset ``name``, what planning needs. A dataset that names its ``source()`` (a
+    cheap string that changes whenever its data could: digits gives the scikit-learn release that ships it) is
+    loaded once per source and store, so a re-run plans without importing scikit-learn; runners check the
+    fingerprint against the data they load. ``fresh`` loads anyway."""
+    source = getattr(DATASETS.get(name)(), "source", lambda: None)()
+    if store is not None and source and not fresh:
+        known = store.dataset_facts(name, source)
+        if known is not None:
+            return known
+    data = load_dataset(name)
+    facts = (data.fingerprint(), len(data.x_test))
+    if store is not None and source:
+        store.put_dataset_facts(name, source, *facts)
+    return facts
 
 
 def content_hash(payload: Any) -> str:
@@ -90,11 +110,10 @@ class Job:
         return content_hash({"train": self.train_hash, **scoring})
 
 
-def plan(config: EvalConfig) -> list[Job]:
-    """One job per (defense, seed), in the order given."""
-    data = load_dataset(config.dataset)
-    fingerprint = data.fingerprint()
-    n_test = len(data.x_test) if config.n_test is None else min(config.n_test, len(data.x_test))
+def plan(config: EvalConfig, facts: tuple[str, int] | None = None) -> list[Job]:
+    """One job per (defense, seed), in the order given; ``facts``: the dataset's ``data_facts`` (default: load it)."""
+    fingerprint, test_size = facts or data_facts(config.dataset)
+    n_test = test_size if config.n_test is None else min(config.n_test, test_size)
     return [
         Job(
             dataset=config.dataset,

@@ -17,6 +17,7 @@ from benchmark import MODELS
 from benchmark.api import RunContext
 from benchmark.data import headline_eps
 from benchmark.env import environment
+from benchmark.errors import BenchError
 from benchmark.leaderboard import eps_key
 from benchmark.plan import Job, load_dataset
 from benchmark.store import SCHEMA_VERSION, Store, now
@@ -55,6 +56,9 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
 
     emit = on_event or (lambda *args, **kwargs: None)
     data = load_dataset(job.dataset)
+    if data.fingerprint() != job.data_fingerprint:
+        raise BenchError(f"dataset {job.dataset!r} holds other data than when this run was planned (fingerprint "
+                         f"{data.fingerprint()}, planned with {job.data_fingerprint}): run again with --fresh")
     test = data.subset_test(job.n_test)
     torch.manual_seed(job.seed)
     np.random.seed(job.seed % (1 << 32))

@@ -4,6 +4,8 @@
   only the job in flight. Scalars are real columns; nested results (per-ε, per-attack, per-sample) are JSON.
 * ``checkpoints``: trained models by ``train_hash``, with the file's SHA-256; a file that no longer matches is
   reported and retrained, never loaded.
+* ``datasets``: each dataset's fingerprint and test size per source (see ``benchmark.plan.data_facts``), so a
+  re-run can plan without loading the data.
 * ``meta``: the schema version.
 
 WAL journaling and a busy timeout let several processes write one store at once.
@@ -48,6 +50,13 @@ CREATE TABLE IF NOT EXISTS results (
     checksum TEXT
 );
 CREATE INDEX IF NOT EXISTS results_by_board ON results (dataset, norm, model);
+CREATE TABLE IF NOT EXISTS datasets (
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    n_test INTEGER NOT NULL,
+    PRIMARY KEY (name, source)
+);
 CREATE TABLE IF NOT EXISTS checkpoints (
     train_hash TEXT PRIMARY KEY,
     file TEXT NOT NULL,
@@ -108,6 +117,17 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # datasets ---------------------------------------------------------------------------------------------------
+    def dataset_facts(self, name: str, source: str) -> tuple[str, int] | None:
+        """(fingerprint, test size) recorded for dataset ``name`` loaded from ``source``, if any."""
+        row = self.db.execute("SELECT fingerprint, n_test FROM datasets WHERE name = ? AND source = ?",
+                              (name, source)).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    def put_dataset_facts(self, name: str, source: str, fingerprint: str, n_test: int) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?)", (name, source, fingerprint, n_test))
 
     # results ----------------------------------------------------------------------------------------------------
     def has(self, job_hash: str) -> bool:

@@ -35,3 +35,11 @@ def test_ray_local_cluster_matches_inline(inline, tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'defense-bench[ray]')")
     config = build_config(None, {**GRID, "out": str(tmp_path)})
     assert numbers(evaluate(config, executor="ray", workers=2)) == inline
+
+
+def test_job_processes_keep_freed_memory_on_glibc():
+    import platform
+
+    from benchmark.executors import keep_freed_memory
+
+    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
