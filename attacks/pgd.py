@@ -79,9 +79,11 @@ class PGD:
 
 @cache
 def _keyed_pgd_class():
-    """ART's PyTorch PGD with two changes: the random start is drawn per sample from its key, and ``generate`` drives
-    ART's per-batch code directly (measured on digits: the DataLoader and the log line's predictions are a large
-    share of the cost for small models)."""
+    """ART's PyTorch PGD, with its iteration (``_generate_batch``, ``_compute_pytorch``) kept and these changes: the
+    random start is drawn per sample from its key; ``generate`` drives ART's per-batch code directly (measured on
+    digits: the DataLoader and the log line's predictions are a large share of the cost for small models); and for
+    L∞ the step direction, the step and the projection take fewer tensor operations, with ART's exact numbers
+    (``tests/test_estimator.py`` compares the iterates with ART's own PGD)."""
     import torch
     from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_pytorch import (
         ProjectedGradientDescentPyTorch,

@@ -110,7 +110,11 @@ class Classifier(PyTorchClassifier):
         For attacks that predict the same inputs again: ART's Square Attack predicts, at every iteration, the whole
         batch and then the survivors twice, although every one of those inputs was predicted in the previous
         iteration (measured on digits: two thirds of its model evaluations). The logits answered are those the
-        model computed for that exact input; repeats do not count as queries."""
+        model computed for that exact input; repeats do not count as queries. Nested blocks share the outer one's
+        memory."""
+        if self._memo is not None:
+            yield self
+            return
         self._memo = {}
         try:
             yield self

@@ -84,16 +84,19 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
     batch_size = attack_batch_size(job.model, job.device)
     estimator = wrap(model, data.input_shape, data.nb_classes, job.device)
     keys = sample_keys(job.seed, len(test.x_test))
+    steps = [2]  # training, the attack runs (known once the sweep starts), the validity probes
+
+    def on_attack(name: str, eps: float, done: int, total: int) -> None:
+        steps[0] = total + 2
+        at = "" if eps != eps else f" at ε={eps:g}"  # NaN: a minimal-norm attack, run once
+        emit("phase", text=f"{job.defense.label} (seed {job.seed}): {name}{at}", step=1 + done, steps=steps[0])
+
     start = time.perf_counter()
-    sweep = run_sweep(
-        estimator, test.x_test, test.y_test, attacks, job.eps, norm=job.norm, keys=keys, batch_size=batch_size,
-        seed=job.seed, survivors=job.survivors,
-        on_attack=lambda name, eps, done, total: emit(
-            "phase", text=f"{job.defense.label} (seed {job.seed}): {name}" + ("" if eps != eps else f" at ε={eps:g}"),
-            step=1 + done, steps=total + 2),  # training, the attack runs, the validity probes
-    )
+    sweep = run_sweep(estimator, test.x_test, test.y_test, attacks, job.eps, norm=job.norm, keys=keys,
+                      batch_size=batch_size, seed=job.seed, survivors=job.survivors, on_attack=on_attack)
     eval_seconds = time.perf_counter() - start
-    emit("phase", text=f"{job.defense.label} (seed {job.seed}): validity probes", step=1, steps=2)
+    emit("phase", text=f"{job.defense.label} (seed {job.seed}): validity probes", step=steps[0] - 1,
+         steps=steps[0])
     start = time.perf_counter()
     pgd = next((a for spec, a in zip(job.attacks, attacks.values(), strict=True) if spec.name == "pgd"), None)
     probes = run_probes(estimator, test.x_test, test.y_test, sweep, norm=job.norm,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate the committed reference leaderboards: every registered defense, 3 seeds, digits, cnn-small, the
-# default attack suite, L∞ and L2, in every format with plots. About 35 minutes on 2 cores (the L2 run re-uses the L∞ run's trained models).
+# default attack suite, L∞ and L2, in every format with plots. About 12 minutes on 2 cores (the L2 run re-uses the L∞ run's trained models).
 # Usage: bash leaderboards/regenerate.sh [results-dir]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -83,7 +83,8 @@ def test_memoized_predictions_are_the_models_and_are_not_counted_twice(estimator
     before = estimator.counts["predict"]
     with estimator.memoized():
         first = estimator.predict(x)
-        again = estimator.predict(x[::-1].copy())
+        with estimator.memoized():  # nested: the same memory, kept when the inner block ends
+            again = estimator.predict(x[::-1].copy())
         moved = x.copy()
         moved[:5] += 0.01
         mixed = estimator.predict(moved)
