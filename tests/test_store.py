@@ -107,3 +107,33 @@ def write_many(out: str, writer: int) -> None:
     with Store(out) as store:
         for i in range(25):
             store.put(record(f"w{writer}-{i}"))
+
+
+def test_dataset_facts_are_recorded_per_source_and_checked_by_the_runner(tmp_path, monkeypatch):
+    import dataclasses
+
+    import benchmark.plan as plan_module
+    from benchmark.config import build_config
+    from benchmark.runner import run_job
+
+    with Store(tmp_path) as store:
+        facts = plan_module.data_facts("digits", store)
+        assert facts == (plan_module.load_dataset("digits").fingerprint(), 360)
+
+        def no_loading(name):
+            raise AssertionError(f"{name} was loaded again")
+
+        monkeypatch.setattr(plan_module, "load_dataset", no_loading)
+        assert plan_module.data_facts("digits", store) == facts  # a re-run plans without the data
+        with pytest.raises(AssertionError, match="loaded again"):
+            plan_module.data_facts("digits", store, fresh=True)
+        with pytest.raises(AssertionError, match="loaded again"):  # no source(): loaded every time
+            plan_module.data_facts("synthetic", store)
+        monkeypatch.undo()
+        # a recorded fingerprint that no longer matches the data: the job refuses to run, in one clear line
+        config = build_config(None, {"dataset": "synthetic", "model": "mlp", "defenses": "standard:epochs=1",
+                                     "attacks": "fgsm", "out": str(tmp_path)})
+        (job,) = plan_module.plan(config)
+        stale = dataclasses.replace(job, data_fingerprint="0" * 16)
+        with pytest.raises(BenchError, match="holds other data than when this run was planned.*--fresh"):
+            run_job(stale, store)
