@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,10 @@ def pending(jobs: list[Job], store: Store, *, fresh: bool = False) -> list[Job]:
 MALLOPT = {-3: 32 << 20, -1: 128 << 20, -2: 64 << 20}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD
 
 
+@cache
 def keep_freed_memory() -> bool:
-    """Tune glibc's allocator to keep freed memory for reuse (see the module docstring); False where the C
-    library is not glibc (nothing changes there)."""
+    """Tune glibc's allocator to keep freed memory for reuse (see the module docstring), once per process; False
+    where the C library is not glibc (nothing changes there)."""
     import ctypes
     import ctypes.util
 

@@ -14,7 +14,7 @@ from typing import Any
 from benchmark.errors import BenchError
 from benchmark.plan import content_hash
 from benchmark.stats import mean_sd, wilson
-from benchmark.sweep import worst_case
+from benchmark.sweep import per_attack_kind, worst_case
 
 LEADERBOARD_SCHEMA_VERSION = 2
 
@@ -121,7 +121,7 @@ def build_leaderboard(records: list[dict[str, Any]], *, headline_eps: float | No
         "created": [min(r["created_at"] for r in records), max(r["created_at"] for r in records)],
     }
     return Leaderboard(first["dataset"], first["norm"], headline_eps, eps, attacks, tuple(rows), tuple(summary),
-                       config, provenance, first.get("per_attack_kind", "standalone"))
+                       config, provenance, per_attack_kind(survivors(first)))
 
 
 def survivors(record: dict[str, Any]) -> str:

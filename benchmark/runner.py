@@ -127,7 +127,6 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
         "robust_accuracy": keyed(sweep.accuracy()),
         "survivors": job.survivors,
         "attack_order": list(sweep.outcomes),  # the order they ran in (the cumulative numbers follow it)
-        "per_attack_kind": sweep.per_attack_kind,
         "per_attack": {name: keyed(curve) for name, curve in sweep.per_attack().items()},  # a stopped attack: none
         "attack_seconds": {name: o.seconds for name, o in sweep.outcomes.items()},
         "attack_grad_evals": {name: o.grad_evals for name, o in sweep.outcomes.items()},

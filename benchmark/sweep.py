@@ -98,8 +98,7 @@ class SweepResult:
 
     @property
     def per_attack_kind(self) -> str:
-        """What ``per_attack`` holds: "cumulative" (shared survivors) or "standalone"."""
-        return "cumulative" if self.survivors == "shared" else "standalone"
+        return per_attack_kind(self.survivors)
 
     def per_attack(self) -> dict[str, dict[float, float]]:
         """Per valid attack, in the order they ran: its standalone robust accuracy per ε, or with shared survivors
@@ -128,6 +127,11 @@ def accuracy_curve(broken_at: np.ndarray, eps: Sequence[float]) -> dict[float, f
 
 
 SURVIVORS = ("shared", "per-attack", "none")
+
+
+def per_attack_kind(survivors: str) -> str:
+    """What per-attack numbers are under a survivor mode: "cumulative" (shared) or "standalone"."""
+    return "cumulative" if survivors == "shared" else "standalone"
 
 
 def execution_order(attacks: Mapping[str, Attack], survivors: str) -> list[str]:
