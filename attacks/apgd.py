@@ -13,30 +13,32 @@ Example::
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from attacks.pgd import random_start
 from benchmark import ATTACKS
 from benchmark.api import adopt_estimator, art_norm
+from benchmark.constraints import Constrained, Interval
+from benchmark.sweep import predict_labels
+
+_SALT = 0x6170
 
 
 @dataclass(frozen=True)
-class _APGD:
+class _APGD(Constrained):
     steps: int = 20
     restarts: int = 1
 
+    parameter_constraints: ClassVar[dict] = {"steps": Interval(int, 1, 10_000), "restarts": Interval(int, 1, 100)}
     loss_type: ClassVar[str]
     norms: ClassVar[tuple[str, ...]] = ("inf", "2")
     needs_grad: ClassVar[bool] = True
     black_box: ClassVar[bool] = False
     minimal_norm: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "restarts"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     def art_attack(self, estimator, *, eps: float, norm: str, batch_size: int):
         from art.attacks.evasion import AutoProjectedGradientDescent
@@ -49,7 +51,40 @@ class _APGD:
 
     def generate(self, estimator, x: np.ndarray, y: np.ndarray, *, eps: float, norm: str, keys: np.ndarray,
                  batch_size: int) -> np.ndarray:
-        return self.art_attack(estimator, eps=eps, norm=norm, batch_size=batch_size).generate(x=x, y=y)
+        """Each restart runs ART's APGD from a random start drawn per sample from its key (ART draws one for the
+        whole batch from numpy's generator), on the samples no earlier restart has broken; a sample's result then
+        does not depend on the other samples of the batch."""
+        attack = self.art_attack(estimator, eps=eps, norm=norm, batch_size=batch_size)
+        x_adv = x.copy()
+        alive = predict_labels(estimator, x, batch_size) == y  # ART attacks only these: the keys must match them
+        for restart in range(self.restarts):
+            rows = np.flatnonzero(alive)
+            if rows.size == 0:
+                break
+            with keyed_random_init(keys[rows], norm, restart):
+                x_adv[rows] = attack.generate(x=x[rows], y=y[rows])
+            alive[rows] = predict_labels(estimator, x_adv[rows], batch_size) == y[rows]
+        return x_adv
+
+
+@contextmanager
+def keyed_random_init(keys: np.ndarray, norm: str, restart: int):
+    """A block in which ART's APGD draws its random start from the samples' keys: APGD calls ``random_sphere`` of
+    its module once per restart for the samples it attacks, which here are exactly ``keys``' samples."""
+    from art.attacks.evasion import auto_projected_gradient_descent as module
+
+    original = module.random_sphere
+
+    def keyed(nb_points: int, nb_dims: int, radius, norm_p):
+        if nb_points != len(keys):  # ART chose other samples than expected: keep its own draw
+            return original(nb_points, nb_dims, radius, norm_p)
+        return float(radius) * random_start(keys, (nb_dims,), norm, _SALT + 16 * restart)
+
+    module.random_sphere = keyed
+    try:
+        yield
+    finally:
+        module.random_sphere = original
 
 
 @ATTACKS.register("apgd-ce")

@@ -19,11 +19,12 @@ from attacks.apgd import APGDCE, APGDDLR
 from attacks.square import Square
 from benchmark import ATTACKS
 from benchmark.api import art_norm, memoized
+from benchmark.constraints import Constrained
 
 
 @ATTACKS.register("autoattack", "aa")
 @dataclass(frozen=True)
-class AutoAttack:
+class AutoAttack(Constrained):
     """ART's AutoAttack ensemble of APGD-CE, APGD-DLR and Square (not RobustBench's standard AutoAttack).
 
     Args:
@@ -38,13 +39,16 @@ class AutoAttack:
     queries: int = 300
     square_restarts: int = 1
 
+    parameter_constraints: ClassVar[dict] = {  # the members' own
+        "steps": APGDCE.parameter_constraints["steps"],
+        "restarts": APGDCE.parameter_constraints["restarts"],
+        "queries": Square.parameter_constraints["queries"],
+        "square_restarts": Square.parameter_constraints["restarts"],
+    }
     norms: ClassVar[tuple[str, ...]] = ("inf", "2")
     needs_grad: ClassVar[bool] = True
     black_box: ClassVar[bool] = False
     minimal_norm: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        self.members()  # validates the members' parameters
 
     def members(self):
         return (APGDCE(steps=self.steps, restarts=self.restarts), APGDDLR(steps=self.steps, restarts=self.restarts),

@@ -15,11 +15,16 @@ from typing import ClassVar
 import numpy as np
 
 from benchmark import ATTACKS
+from benchmark.constraints import Constrained, Interval
+
+STEPS = Interval(int, 1, 10_000)
+LEARNING_RATE = Interval(float, 0, None, closed="neither")
+CONFIDENCE = Interval(float, 0, None)
 
 
 @ATTACKS.register("cw-l2", "cw")
 @dataclass(frozen=True)
-class CWL2:
+class CWL2(Constrained):
     """Carlini & Wagner L2 (2017), minimal-norm, ART ``CarliniL2Method``.
 
     Args:
@@ -36,6 +41,13 @@ class CWL2:
     initial_const: float = 0.1
     confidence: float = 0.0
 
+    parameter_constraints: ClassVar[dict] = {
+        "steps": STEPS,
+        "binary_search_steps": Interval(int, 1, 100),
+        "learning_rate": LEARNING_RATE,
+        "initial_const": Interval(float, 0, None, closed="neither"),
+        "confidence": CONFIDENCE,
+    }
     norms: ClassVar[tuple[str, ...]] = ("2",)
     needs_grad: ClassVar[bool] = True
     black_box: ClassVar[bool] = False
@@ -53,7 +65,7 @@ class CWL2:
 
 @ATTACKS.register("cw-linf")
 @dataclass(frozen=True)
-class CWLinf:
+class CWLinf(Constrained):
     """Carlini & Wagner L∞ (2017), minimal-norm, ART ``CarliniLInfMethod``.
 
     ART runs it one sample at a time, for every bound τ (shrinking by ``decrease_factor`` from the best distance
@@ -78,10 +90,25 @@ class CWLinf:
     const_factor: float = 4.0
     confidence: float = 0.0
 
+    parameter_constraints: ClassVar[dict] = {  # bounds that keep ART's loops over (τ, c) finite
+        "steps": STEPS,
+        "learning_rate": LEARNING_RATE,
+        "decrease_factor": Interval(float, 0, 0.99, closed="right"),
+        "initial_const": Interval(float, 1e-10, 1e6),
+        "largest_const": Interval(float, 1e-10, 1e6),
+        "const_factor": Interval(float, 1.1, 100),
+        "confidence": CONFIDENCE,
+    }
     norms: ClassVar[tuple[str, ...]] = ("inf",)
     needs_grad: ClassVar[bool] = True
     black_box: ClassVar[bool] = False
     minimal_norm: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.initial_const >= self.largest_const:  # ART would then try no constant at all: an attack that is a no-op
+            raise ValueError(f"initial_const must be below largest_const = {self.largest_const:g}, "
+                             f"got {self.initial_const:g}")
 
     def find(self, estimator, x: np.ndarray, y: np.ndarray, *, norm: str, keys: np.ndarray,
              batch_size: int) -> np.ndarray:

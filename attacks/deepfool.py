@@ -14,11 +14,12 @@ from typing import ClassVar
 import numpy as np
 
 from benchmark import ATTACKS
+from benchmark.constraints import Constrained, Interval
 
 
 @ATTACKS.register("deepfool")
 @dataclass(frozen=True)
-class DeepFool:
+class DeepFool(Constrained):
     """DeepFool (Moosavi-Dezfooli et al. 2016), minimal-norm L2, ART ``DeepFool``.
 
     Args:
@@ -31,6 +32,11 @@ class DeepFool:
     overshoot: float = 0.02
     candidates: int = 10
 
+    parameter_constraints: ClassVar[dict] = {
+        "steps": Interval(int, 1, 10_000),
+        "overshoot": Interval(float, 0, None),
+        "candidates": Interval(int, 1, 1_000),
+    }
     norms: ClassVar[tuple[str, ...]] = ("2",)
     needs_grad: ClassVar[bool] = True
     black_box: ClassVar[bool] = False

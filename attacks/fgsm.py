@@ -18,11 +18,12 @@ import numpy as np
 
 from benchmark import ATTACKS
 from benchmark.api import art_norm
+from benchmark.constraints import Constrained
 
 
 @ATTACKS.register("fgsm", "fgm")
 @dataclass(frozen=True)
-class FGSM:
+class FGSM(Constrained):
     """Fast Gradient (Sign) Method (Goodfellow et al. 2015), ART ``FastGradientMethod``; no parameters."""
 
     norms: ClassVar[tuple[str, ...]] = ("inf", "2")

@@ -9,20 +9,23 @@ from label queries. Run once; the sweep reads each sample's distance. ART's defa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import ClassVar
 
 import numpy as np
 
 from benchmark import ATTACKS
 from benchmark.api import art_norm, keyed_uniform
+from benchmark.constraints import Constrained, Interval
 
 _SALT = 0x6873
 
 
 @ATTACKS.register("hopskipjump", "hsj")
 @dataclass(frozen=True)
-class HopSkipJump:
+class HopSkipJump(Constrained):
     """HopSkipJump (Chen et al. 2020), black-box decision-based, minimal-norm, ART ``HopSkipJump``.
 
     Args:
@@ -37,21 +40,31 @@ class HopSkipJump:
     init_eval: int = 20
     init_size: int = 50
 
+    parameter_constraints: ClassVar[dict] = {
+        "steps": Interval(int, 1, 10_000),
+        "max_eval": Interval(int, 1, 1_000_000),
+        "init_eval": Interval(int, 1, 1_000_000),
+        "init_size": Interval(int, 1, 10_000),
+    }
     norms: ClassVar[tuple[str, ...]] = ("2", "inf")
     needs_grad: ClassVar[bool] = False
     black_box: ClassVar[bool] = True
     minimal_norm: ClassVar[bool] = True
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.init_eval > self.max_eval:  # ART refuses it, but only inside the job
+            raise ValueError(f"init_eval must be at most max_eval = {self.max_eval}, got {self.init_eval}")
+
     def find(self, estimator, x: np.ndarray, y: np.ndarray, *, norm: str, keys: np.ndarray,
              batch_size: int) -> np.ndarray:
-        from art.attacks.evasion import HopSkipJump as ARTHopSkipJump
-
         starts, found = self.starting_points(estimator, x, keys, batch_size)
         x_adv = x.copy()
         if found.any():
-            attack = ARTHopSkipJump(estimator, batch_size=batch_size, norm=art_norm(norm), max_iter=self.steps,
-                                    max_eval=self.max_eval, init_eval=self.init_eval, init_size=self.init_size,
-                                    verbose=False)
+            attack = _keyed_hsj_class()(estimator, batch_size=batch_size, norm=art_norm(norm), max_iter=self.steps,
+                                        max_eval=self.max_eval, init_eval=self.init_eval,
+                                        init_size=self.init_size, verbose=False)
+            attack.sample_keys = iter(keys[found].tolist())
             x_adv[found] = attack.generate(x=x[found], y=y[found], x_adv_init=starts[found])
         return x_adv
 
@@ -72,3 +85,24 @@ class HopSkipJump:
             starts[todo[adversarial]] = draws[adversarial]
             found[todo[adversarial]] = True
         return starts, found
+
+
+@cache
+def _keyed_hsj_class():
+    """ART's HopSkipJump, with the random numbers of each sample's attack (its gradient-estimate directions) drawn
+    from a generator seeded by that sample's key: ART attacks the samples one after another from numpy's global
+    generator, so a sample's result would otherwise depend on which samples came before it in the batch."""
+    from art.attacks.evasion import HopSkipJump as ARTHopSkipJump
+
+    class KeyedHopSkipJump(ARTHopSkipJump):
+        sample_keys: Iterator[int]  # one key per sample, consumed in the order ART attacks them
+
+        def _perturb(self, *args, **kwargs) -> np.ndarray:
+            state = np.random.get_state()
+            np.random.seed(np.random.SeedSequence([_SALT, next(self.sample_keys) & (2**63 - 1)]).generate_state(1))
+            try:
+                return super()._perturb(*args, **kwargs)
+            finally:
+                np.random.set_state(state)
+
+    return KeyedHopSkipJump

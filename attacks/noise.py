@@ -17,13 +17,14 @@ import numpy as np
 
 from benchmark import ATTACKS
 from benchmark.api import keyed_direction
+from benchmark.constraints import Constrained
 
 _SALT = 0x6E6F  # keeps this stream apart from other attacks' streams of the same sample
 
 
 @ATTACKS.register("noise", "random-noise")
 @dataclass(frozen=True)
-class RandomNoise:
+class RandomNoise(Constrained):
     """Random ±ε sign noise (L∞) or a random direction of length ε (L2): a baseline, not an attack."""
 
     norms: ClassVar[tuple[str, ...]] = ("inf", "2")

@@ -22,21 +22,23 @@ import numpy as np
 
 from benchmark import ATTACKS
 from benchmark.api import art_norm, keyed_direction, keyed_uniform
+from benchmark.constraints import Boolean, Constrained, Interval
 
 _SALT = 0x7067
 
 
-def random_start(keys: np.ndarray, shape: tuple[int, ...], norm: str) -> np.ndarray:
-    """One point of the unit ball per sample key: uniform per pixel (L∞) or uniform in the L2 ball."""
+def random_start(keys: np.ndarray, shape: tuple[int, ...], norm: str, salt: int = _SALT) -> np.ndarray:
+    """One point of the unit ball per sample key: uniform per pixel (L∞) or uniform in the L2 ball (``salt``: an
+    independent stream for another attack)."""
     if norm == "inf":
-        return 2.0 * keyed_uniform(keys, shape, _SALT) - 1.0
-    radius = keyed_uniform(keys, (), _SALT + 1) ** (1.0 / np.prod(shape))
-    return radius.reshape(-1, *([1] * len(shape))) * keyed_direction(keys, shape, norm, _SALT)
+        return 2.0 * keyed_uniform(keys, shape, salt) - 1.0
+    radius = keyed_uniform(keys, (), salt + 1) ** (1.0 / np.prod(shape))
+    return radius.reshape(-1, *([1] * len(shape))) * keyed_direction(keys, shape, norm, salt)
 
 
 @ATTACKS.register("pgd")
 @dataclass(frozen=True)
-class PGD:
+class PGD(Constrained):
     """Projected Gradient Descent (Madry et al. 2018), L∞ or L2, random start, ART ``ProjectedGradientDescentPyTorch``.
 
     Args:
@@ -49,16 +51,15 @@ class PGD:
     step_fraction: float = 0.25
     random_start: bool = True
 
+    parameter_constraints: ClassVar[dict] = {
+        "steps": Interval(int, 1, 10_000),
+        "step_fraction": Interval(float, 0, 1, closed="right"),
+        "random_start": Boolean(),
+    }
     norms: ClassVar[tuple[str, ...]] = ("inf", "2")
     needs_grad: ClassVar[bool] = True
     black_box: ClassVar[bool] = False
     minimal_norm: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}")
-        if not 0.0 < self.step_fraction <= 1.0:
-            raise ValueError(f"step_fraction must be in (0, 1], got {self.step_fraction}")
 
     def generate(self, estimator, x: np.ndarray, y: np.ndarray, *, eps: float, norm: str, keys: np.ndarray,
                  batch_size: int) -> np.ndarray:

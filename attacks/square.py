@@ -22,11 +22,12 @@ import numpy as np
 
 from benchmark import ATTACKS
 from benchmark.api import art_norm, memoized
+from benchmark.constraints import Constrained, Interval
 
 
 @ATTACKS.register("square")
 @dataclass(frozen=True)
-class Square:
+class Square(Constrained):
     """Square Attack (Andriushchenko et al. 2020), black-box score-based, ART ``SquareAttack``.
 
     Args:
@@ -39,17 +40,15 @@ class Square:
     restarts: int = 1
     p_init: float = 0.3
 
+    parameter_constraints: ClassVar[dict] = {
+        "queries": Interval(int, 1, 1_000_000),
+        "restarts": Interval(int, 1, 100),
+        "p_init": Interval(float, 0, 1, closed="neither"),  # ART refuses 1
+    }
     norms: ClassVar[tuple[str, ...]] = ("inf", "2")
     needs_grad: ClassVar[bool] = False
     black_box: ClassVar[bool] = True
     minimal_norm: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        for name in ("queries", "restarts"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 < self.p_init <= 1.0:
-            raise ValueError(f"p_init must be in (0, 1], got {self.p_init}")
 
     def art_attack(self, estimator, *, eps: float, norm: str, batch_size: int):
         from art.attacks.evasion import SquareAttack

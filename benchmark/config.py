@@ -21,8 +21,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from benchmark import ATTACKS, DATASETS, DEFENSES, MODELS
+from benchmark.constraints import Boolean, Constraint, Interval, check_params, check_value, parameter_constraints
 from benchmark.errors import BenchError, ConfigError
-from benchmark.registry import Registry, did_you_mean
+from benchmark.registry import Registry, close_names, did_you_mean, quoted_list
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
@@ -43,6 +44,10 @@ OPTION_NAMES = {"defenses": "--defense", "attacks": "--attack", "seeds": "--seed
 NORMS = ("inf", "2")
 QUICK_N_TEST = 100
 SURVIVOR_MODES = ("shared", "per-attack")
+#: The ranges of the run's own integer options (plugins declare theirs in ``parameter_constraints``).
+SEED = Interval(int, 0, 2**32 - 1)
+SEED_COUNT = Interval(int, 1, 1_000)  # bench evaluate --seeds N
+N_TEST = Interval(int, 1, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,8 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
             document = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"--config: file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config: {path} is not a TOML file (not UTF-8 text)") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"--config: cannot read {path}: {exc}") from None
     table = document.get("evaluate", document)
@@ -109,16 +116,7 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
 def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None,
                  *, file_label: str = "config file") -> EvalConfig:
     """Merge defaults < file values < overrides (unset overrides must be dropped by the caller) and validate."""
-    values: dict[str, tuple[Any, str]] = {key: (value, f"{key} (default)") for key, value in DEFAULTS.items()}
-    for key, value in (file_values or {}).items():
-        key = key.replace("-", "_")
-        key = {"defense": "defenses", "attack": "attacks", "seed": "seeds"}.get(key, key)
-        if key not in DEFAULTS:
-            hint = did_you_mean(key, DEFAULTS, template="; did you mean {!r}?")
-            raise ConfigError(f"{file_label}: unknown key {key!r}{hint}")
-        values[key] = (value, f"{key} (in {file_label})")
-    for key, value in (overrides or {}).items():
-        values[key] = (value, OPTION_NAMES.get(key, "--" + key.replace("_", "-")))
+    values = merge_values(file_values or {}, overrides or {}, file_label)
 
     def get(key: str) -> Any:
         return values[key][0]
@@ -143,10 +141,10 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
         eps = tuple(DATASETS.get(dataset).default_eps[norm])
     else:
         eps = parse_eps(eps_value, where("eps"), norm)
-    quick = parse_bool(get("quick"), where("quick"))
+    quick = parse_value(get("quick"), where("quick"), Boolean())
     n_test = get("n_test")
     if n_test is not None:
-        n_test = parse_int(n_test, where("n_test"), minimum=1)
+        n_test = parse_value(n_test, where("n_test"), N_TEST)
     elif quick:
         n_test = QUICK_N_TEST
     return EvalConfig(
@@ -165,9 +163,25 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
     )
 
 
+def merge_values(file_values: Mapping[str, Any], overrides: Mapping[str, Any], file_label: str
+                 ) -> dict[str, tuple[Any, str]]:
+    """Each key's value and where it came from (for error messages): defaults < file values < overrides."""
+    values: dict[str, tuple[Any, str]] = {key: (value, f"{key} (default)") for key, value in DEFAULTS.items()}
+    for key, value in file_values.items():
+        key = key.replace("-", "_")
+        key = {"defense": "defenses", "attack": "attacks", "seed": "seeds"}.get(key, key)
+        if key not in DEFAULTS:
+            hint = did_you_mean(key, DEFAULTS, template="; did you mean {}?")
+            raise ConfigError(f"{file_label}: unknown key {key!r}{hint}")
+        values[key] = (value, f"{key} (in {file_label})")
+    for key, value in overrides.items():
+        values[key] = (value, OPTION_NAMES.get(key, "--" + key.replace("_", "-")))
+    return values
+
+
 def parse_choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        hint = did_you_mean(str(value), choices, template="; did you mean {!r}?")
+        hint = did_you_mean(str(value), choices, template="; did you mean {}?")
         raise ConfigError(f"{where}: must be one of {', '.join(choices)}, got {value!r}{hint}")
     return value
 
@@ -182,8 +196,8 @@ def lookup(registry: Registry, name: Any, where: str) -> str:
 def split_list(value: Any) -> list[Any]:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
-    if isinstance(value, (list, tuple)):
-        return list(value)
+    if isinstance(value, (list, tuple)):  # a TOML list: its strings may be comma lists too
+        return [part for item in value for part in (split_list(item) if isinstance(item, str) else [item])]
     return [value]
 
 
@@ -198,7 +212,8 @@ def expand_suites(value: Any, norm: str, where: str) -> list[Any]:
             try:
                 items += [attack for attack in expand_suite(name, norm) if attack not in items]
             except KeyError:
-                hint = did_you_mean(name, suite_names(), template="did you mean 'suite:{}'? ")
+                close = [f"suite:{suite}" for suite in close_names(name, suite_names())]
+                hint = f"did you mean {quoted_list(close)}? " if close else ""
                 raise ConfigError(f"{where}: unknown suite {name!r}; {hint}(suites: {', '.join(suite_names())})"
                                   ) from None
         elif not (isinstance(item, str) and item in items):
@@ -225,33 +240,21 @@ def parse_eps(value: Any, where: str, norm: str) -> tuple[float, ...]:
     return tuple(sorted(grid))
 
 
-def parse_int(value: Any, where: str, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().lstrip("-").isdigit():
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    number = int(value)
-    if number < minimum:
-        raise ConfigError(f"{where}: must be ≥ {minimum}, got {number}")
-    return number
+def parse_value(value: Any, where: str, constraint: Constraint) -> Any:
+    """``value`` (text or a TOML value) converted and checked: "--seed: must be an int in [0, 4294967295], got -1"."""
+    try:
+        return check_value(constraint, value, parse=True)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def parse_seeds(value: Any, where: str) -> tuple[int, ...]:
-    seeds = tuple(parse_int(item, where) for item in split_list(value))
+    seeds = tuple(parse_value(item, where, SEED) for item in split_list(value))
     if not seeds:
         raise ConfigError(f"{where}: no seed given")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"{where}: seeds repeat: {seeds}")
     return seeds
-
-
-def parse_bool(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise ConfigError(f"{where}: expected true or false, got {value!r}")
 
 
 def resolve_device(device: str, where: str) -> str:
@@ -296,15 +299,14 @@ def parse_plugins(kind: str, value: Any, where: str) -> tuple[PluginSpec, ...]:
             if not raw:
                 raise ConfigError(f"{where}: parameter {item!r} comes before any {kind} name")
             key, _, text = item.partition("=")
-            raw[-1][1][key.strip()] = text.strip()
+            add_param(raw[-1], key, text, where)
             continue
-        params = {}
+        raw.append((name.strip(), {}))
         if rest:
             key, eq, text = rest.partition("=")
             if not eq:
                 raise ConfigError(f"{where}: expected {name}:key=value, got {item!r}")
-            params[key.strip()] = text.strip()
-        raw.append((name.strip(), params))
+            add_param(raw[-1], key, text, where)
     if not raw:
         raise ConfigError(f"{where}: the {kind} list is empty")
     specs = tuple(make_spec(kind, name, params, where) for name, params in raw)
@@ -315,39 +317,36 @@ def parse_plugins(kind: str, value: Any, where: str) -> tuple[PluginSpec, ...]:
     return specs
 
 
+def add_param(plugin: tuple[str, dict[str, Any]], key: str, text: str, where: str) -> None:
+    """Set one ``key=value`` of ``plugin`` (its name and parameters so far); a key given twice is refused."""
+    name, params = plugin
+    key = key.strip()
+    if key in params:
+        raise ConfigError(f"{where}: {name}: parameter {key!r} given twice ({params[key]!r} and {text.strip()!r}); "
+                          "give each parameter once")
+    params[key] = text.strip()
+
+
 def make_spec(kind: str, name: str, params: Mapping[str, Any], where: str) -> PluginSpec:
-    """Validate ``params`` against the plugin's dataclass fields, coerce them to the fields' types, build it once."""
+    """Check ``params`` against the plugin's fields and their constraints (converting text to the fields' types),
+    then build the plugin once (its checks across fields run then)."""
     canonical = lookup(REGISTRIES[kind], name, where)
     cls = REGISTRIES[kind].get(canonical)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init} if dataclasses.is_dataclass(cls) else {}
-    coerced: dict[str, Any] = {}
-    for key, text in params.items():
+    for key in params:
         if key not in fields:
-            hint = did_you_mean(key, fields, template="did you mean {!r}? ")
+            hint = did_you_mean(key, fields, template="did you mean {}? ")
             known = ", ".join(fields) or "none"
             raise ConfigError(f"{where}: {kind} {canonical!r} has no parameter {key!r}; {hint}(parameters: {known})")
-        coerced[key] = coerce(text, fields[key].default, f"{where}: {kind} {canonical!r} parameter {key!r}")
     try:
-        instance = cls(**coerced)
+        values = check_params(canonical, parameter_constraints(cls), params, parse=True)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    try:
+        instance = cls(**values)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {kind} {canonical!r}: {exc}") from None
+        raise ConfigError(f"{where}: {canonical}: {exc}") from None
     full = dataclasses.asdict(instance) if dataclasses.is_dataclass(instance) else {}
     overrides = tuple((key, full[key]) for key in fields if full[key] != fields[key].default)
     return PluginSpec(kind, canonical, tuple(full.items()), overrides)
 
-
-def coerce(value: Any, default: Any, where: str) -> Any:
-    """Convert ``value`` (a string from the command line, or a TOML value) to the type of ``default``."""
-    if isinstance(default, bool):
-        return parse_bool(value, where)
-    if isinstance(default, int):
-        return parse_int(value, where, minimum=-(2**63))
-    if isinstance(default, float):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        if not math.isfinite(number):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-        return number
-    return str(value) if default is None or isinstance(default, str) else value

@@ -1,7 +1,8 @@
 """Dataset registry. Every dataset yields a ``DataBundle`` with a fixed train/test split.
 
 A dataset is a frozen dataclass with ``load() -> DataBundle`` and two class attributes: the default ε grid per norm
-and the headline ε per norm (the column leaderboards sort by).
+and the headline ε per norm (the column leaderboards sort by). Like every plugin it inherits ``Constrained`` and
+declares a constraint per field (the built-in datasets have no fields, so their table is empty).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from benchmark import DATASETS
 from benchmark.api import DataBundle
+from benchmark.constraints import Constrained
 
 
 def headline_eps(dataset: str, norm: str, eps: tuple[float, ...]) -> float:
@@ -23,7 +25,7 @@ def headline_eps(dataset: str, norm: str, eps: tuple[float, ...]) -> float:
 
 @DATASETS.register("digits")
 @dataclass(frozen=True)
-class Digits:
+class Digits(Constrained):
     """scikit-learn's 8×8 handwritten digits (1,797 images, 10 classes), scaled to [0, 1], shape 1×8×8.
 
     One fixed stratified 80/20 split (``random_state=0``): every run and seed sees the same 360 test samples, so
@@ -53,7 +55,7 @@ class Digits:
 
 @DATASETS.register("synthetic")
 @dataclass(frozen=True)
-class Synthetic:
+class Synthetic(Constrained):
     """A tiny generated task for tests: 4 classes of noisy 1×6×6 prototypes, 240 train and 80 test samples."""
 
     default_eps: ClassVar[dict[str, tuple[float, ...]]] = {"inf": (0.0, 0.1, 0.2, 0.3), "2": (0.0, 0.5, 1.0, 2.0)}

@@ -23,11 +23,26 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def did_you_mean(name: str, choices: Iterable[str], *, cutoff: float = 0.6, template: str = "did you mean {!r}?"
+def close_names(name: str, choices: Iterable[str], *, cutoff: float = 0.6) -> list[str]:
+    """The choices ``name`` may have meant: every one that starts with it (``apgd`` → ``apgd-ce``, ``apgd-dlr``),
+    else the closest one by ``difflib`` (none when none is within ``cutoff``)."""
+    choices = sorted(set(choices))
+    prefixed = [choice for choice in choices if name and choice.startswith(name)]
+    return prefixed or difflib.get_close_matches(name, choices, n=1, cutoff=cutoff)
+
+
+def did_you_mean(name: str, choices: Iterable[str], *, cutoff: float = 0.6, template: str = "did you mean {}?"
                  ) -> str:
-    """A hint naming the choice closest to ``name`` ("" when none is close): every "unknown name" error uses it."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=cutoff)
-    return template.format(close[0]) if close else ""
+    """A hint naming the choices ``close_names`` finds, quoted ("" when there are none): every "unknown name" error
+    uses it. ``template``'s ``{}`` receives ``'a'``, ``'a' or 'b'``, ``'a', 'b' or 'c'``."""
+    names = close_names(name, choices, cutoff=cutoff)
+    return template.format(quoted_list(names)) if names else ""
+
+
+def quoted_list(names: list[str]) -> str:
+    """``'a'``, ``'a' or 'b'``, ``'a', 'b' or 'c'``."""
+    quoted = [repr(name) for name in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
 def resolve_lazy(spec: str) -> Any:

@@ -2,33 +2,29 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from benchmark.api import DataBundle, RunContext
+from benchmark.constraints import Constrained, Interval
 
 
-class LoopDefense:
+class LoopDefense(Constrained):
     """A defense = a per-batch objective (``batch_loss``) run by the one shared training loop.
 
-    Subclasses are frozen dataclasses with at least ``epochs``, ``lr`` and ``batch_size`` fields; ``batch_loss(ctx)``
-    returns ``loss(model, x, y) -> tensor``. The federated wrapper runs the same objective on every client.
+    Subclasses are frozen dataclasses with at least ``epochs``, ``lr`` and ``batch_size`` fields, whose constraint
+    table extends ``LoopDefense.parameter_constraints``; ``batch_loss(ctx)`` returns ``loss(model, x, y) -> tensor``.
+    The federated wrapper runs the same objective on every client.
     """
 
     epochs: int
     lr: float
     batch_size: int
 
-    #: Fields checked in ``__post_init__``: integers that must be ≥ 1, and fractions that must lie in [0, 1].
-    POSITIVE_INTS = ("epochs", "batch_size", "steps")
-    UNIT_INTERVAL = ("eps",)
-
-    def __post_init__(self) -> None:
-        for name in self.POSITIVE_INTS:
-            if getattr(self, name, 1) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in self.UNIT_INTERVAL:
-            if not 0.0 <= getattr(self, name, 0.0) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+    parameter_constraints: ClassVar[dict] = {
+        "epochs": Interval(int, 1, 10_000),
+        "lr": Interval(float, 0, 10, closed="right"),
+        "batch_size": Interval(int, 1, 100_000),
+    }
 
     def batch_loss(self, ctx: RunContext):
         from defenses._train import cross_entropy

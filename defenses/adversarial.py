@@ -8,10 +8,16 @@ maximisation gradients are counted in ``ctx.costs["train_grad_evals"]`` next to 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from benchmark import DEFENSES
 from benchmark.api import RunContext
+from benchmark.constraints import Interval
 from defenses._base import LoopDefense
+
+EPS = Interval(float, 0, 1)
+#: The inner maximisation of PGD-AT and TRADES.
+INNER = {"eps": EPS, "step": Interval(float, 0, 1, closed="right"), "steps": Interval(int, 1, 10_000)}
 
 
 def cross_entropy_on_perturbed(ctx: RunContext, *, eps: float, step: float, steps: int):
@@ -54,6 +60,8 @@ class PGDAT(LoopDefense):
     lr: float = 1e-3
     batch_size: int = 128
 
+    parameter_constraints: ClassVar[dict] = {**INNER, **LoopDefense.parameter_constraints}
+
     def batch_loss(self, ctx: RunContext):
         return cross_entropy_on_perturbed(ctx, eps=self.eps, step=self.step, steps=self.steps)
 
@@ -81,6 +89,9 @@ class FGSMAT(LoopDefense):
     epochs: int = 40
     lr: float = 1e-3
     batch_size: int = 128
+
+    parameter_constraints: ClassVar[dict] = {"eps": EPS, "step_ratio": Interval(float, 0, 10, closed="right"),
+                                             **LoopDefense.parameter_constraints}
 
     def batch_loss(self, ctx: RunContext):
         return cross_entropy_on_perturbed(ctx, eps=self.eps, step=self.step_ratio * self.eps, steps=1)
@@ -112,6 +123,9 @@ class TRADES(LoopDefense):
     epochs: int = 40
     lr: float = 1e-3
     batch_size: int = 128
+
+    parameter_constraints: ClassVar[dict] = {"beta": Interval(float, 0, None), **INNER,
+                                             **LoopDefense.parameter_constraints}
 
     def batch_loss(self, ctx: RunContext):
         import torch

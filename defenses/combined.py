@@ -33,7 +33,9 @@ def federated_variant(name: str, member: type, *, rounds: int, doc: str) -> type
         + [(f.name, f.type, dataclasses.field(default=f.default)) for f in member_fields],
         bases=(Federated,),
         frozen=True,
-        namespace={"local_defense": local_defense, "__doc__": doc, "__module__": __name__},
+        namespace={"local_defense": local_defense, "__doc__": doc, "__module__": __name__,
+                   "parameter_constraints": {**Federated.parameter_constraints,
+                                             **{f.name: member.parameter_constraints[f.name] for f in member_fields}}},
     )
     return cls
 

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from benchmark import DEFENSES
 from benchmark.api import DataBundle, RunContext
-from benchmark.registry import did_you_mean
+from benchmark.constraints import Constrained, Interval, Options
 from defenses import aggregation, partition
+from defenses._base import LoopDefense
 
 AGGREGATIONS = ("mean", "median", "trimmed-mean", "krum", "multi-krum", "bulyan")
+#: The rules that assume at most ``f`` Byzantine clients per round, and the clients per round each needs: a·f + 3.
+F_RULES = {"krum": 2, "multi-krum": 2, "bulyan": 4}
 PARTITIONS = ("iid", "dirichlet")
 BYZANTINE_ATTACKS = ("sign-flip", "gaussian", "scale")
 
@@ -54,15 +58,9 @@ def aggregate(rule: str, updates: np.ndarray, weights: np.ndarray, *, trim_ratio
     raise ValueError(f"unknown aggregation {rule!r}")
 
 
-def _choice(name: str, value: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        hint = did_you_mean(value, options, template="; did you mean {!r}?")
-        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}{hint}")
-
-
 @DEFENSES.register("fedavg", "federated")
 @dataclass(frozen=True)
-class Federated:
+class Federated(Constrained):
     """Federated averaging over simulated clients (McMahan et al. 2017, arXiv:1602.05629), with FedProx (Li et al.
     2020, arXiv:1812.06127) and robust aggregation as options.
 
@@ -75,7 +73,8 @@ class Federated:
         alpha: Dirichlet concentration; smaller is more skewed.
         aggregation: mean (FedAvg), median, trimmed-mean, krum, multi-krum or bulyan.
         trim_ratio: β of trimmed-mean: the share dropped at each end.
-        f: the number of Byzantine clients krum, multi-krum and bulyan assume.
+        f: the number of Byzantine clients per round krum, multi-krum and bulyan assume; at least the Byzantine
+            clients a round can draw (``min(byzantine, clients per round)``), or the defense is refused.
         mu: FedProx proximal weight (0 = FedAvg).
         byzantine: how many clients send corrupted updates (clients 0 … byzantine-1).
         byzantine_attack: sign-flip, gaussian or scale.
@@ -102,26 +101,53 @@ class Federated:
     lr: float = 1e-3
     batch_size: int = 32
 
+    parameter_constraints: ClassVar[dict] = {
+        "clients": Interval(int, 1, 1_000),
+        "rounds": Interval(int, 1, 10_000),
+        "local_epochs": Interval(int, 1, 10_000),
+        "fraction": Interval(float, 0, 1, closed="right"),
+        "partition": Options(*PARTITIONS),
+        "alpha": Interval(float, 0, None, closed="neither"),
+        "aggregation": Options(*AGGREGATIONS),
+        "trim_ratio": Interval(float, 0, 0.5, closed="left"),
+        "f": Interval(int, 0, 1_000),
+        "mu": Interval(float, 0, None),
+        "byzantine": Interval(int, 0, 1_000),
+        "byzantine_attack": Options(*BYZANTINE_ATTACKS),
+        "byzantine_scale": Interval(float, 0, None),
+        "byzantine_std": Interval(float, 0, None),
+        "lr": LoopDefense.parameter_constraints["lr"],
+        "batch_size": LoopDefense.parameter_constraints["batch_size"],
+    }
+
     def __post_init__(self) -> None:
-        _choice("partition", self.partition, PARTITIONS)
-        _choice("aggregation", self.aggregation, AGGREGATIONS)
-        _choice("byzantine_attack", self.byzantine_attack, BYZANTINE_ATTACKS)
-        for name in ("clients", "rounds", "local_epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 < self.fraction <= 1.0:
-            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
-        if not 0 <= self.byzantine <= self.clients:
+        super().__post_init__()
+        if self.byzantine > self.clients:
             raise ValueError(f"byzantine must be between 0 and clients = {self.clients}, got {self.byzantine}")
-        if self.alpha <= 0 or self.lr <= 0 or self.mu < 0 or self.f < 0:
-            raise ValueError("alpha and lr must be > 0, mu and f ≥ 0")
         n, f = self.clients_per_round, self.f
-        if self.aggregation in ("krum", "multi-krum") and n < 2 * f + 3:
-            raise ValueError(f"{self.aggregation} needs n ≥ 2f + 3 clients per round: n = {n}, f = {f} "
-                             f"needs n ≥ {2 * f + 3}")
-        if self.aggregation == "bulyan" and n < 4 * f + 3:
-            raise ValueError(f"bulyan needs n ≥ 4f + 3 clients per round: n = {n}, f = {f} needs n ≥ {4 * f + 3}")
-        self.local_defense()  # validates the local step's parameters too
+        factor = F_RULES.get(self.aggregation)
+        if factor and n < factor * f + 3:
+            raise ValueError(f"{self.aggregation} needs n ≥ {factor}f + 3 clients per round: n = {n}, f = {f} "
+                             f"needs n ≥ {factor * f + 3}")
+        self.check_byzantine_tolerance()
+
+    def check_byzantine_tolerance(self) -> None:
+        """Refuse a robust rule told to tolerate fewer Byzantine clients than one round can draw: it would average
+        the corrupted updates in (krum with f = 0 collapses to chance). The message names the fix."""
+        n = self.clients_per_round
+        worst = min(self.byzantine, n)  # the Byzantine clients one round can draw
+        where = f"up to {worst} of the {n} clients per round are Byzantine (byzantine = {self.byzantine})"
+        factor = F_RULES.get(self.aggregation)
+        if factor and self.f < worst:
+            fix = f"set f={worst}" + (f" and clients per round ≥ {factor * worst + 3}" if n < factor * worst + 3
+                                      else "")
+            raise ValueError(f"{self.aggregation} assumes at most f = {self.f} Byzantine clients per round, but "
+                             f"{where}: {fix}")
+        if self.aggregation == "trimmed-mean" and int(self.trim_ratio * n) < worst:
+            ratio = next((k / 1000 for k in range(1, 500) if int(k / 1000 * n) >= worst), None)
+            fix = f"set trim_ratio={ratio}" if ratio else "use fewer Byzantine clients or more clients per round"
+            raise ValueError(f"trimmed-mean drops ⌊trim_ratio·n⌋ = {int(self.trim_ratio * n)} updates at each "
+                             f"end, but {where}: {fix}")
 
     @property
     def clients_per_round(self) -> int:

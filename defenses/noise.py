@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from benchmark import DEFENSES
 from benchmark.api import RunContext
+from benchmark.constraints import Interval
 from defenses._base import LoopDefense
 
 
@@ -31,10 +33,7 @@ class NoiseAugmentation(LoopDefense):
     lr: float = 1e-3
     batch_size: int = 128
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.sigma < 0:
-            raise ValueError(f"sigma must be ≥ 0, got {self.sigma}")
+    parameter_constraints: ClassVar[dict] = {"sigma": Interval(float, 0, None), **LoopDefense.parameter_constraints}
 
     def batch_loss(self, ctx: RunContext):
         import torch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from benchmark import DEFENSES
 from defenses._base import LoopDefense
@@ -22,3 +23,5 @@ class Standard(LoopDefense):
     epochs: int = 40
     lr: float = 1e-3
     batch_size: int = 128
+
+    parameter_constraints: ClassVar[dict] = LoopDefense.parameter_constraints

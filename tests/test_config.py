@@ -38,14 +38,23 @@ def test_bad_eps(text, message):
     [
         ({"defenses": "pgd_at"}, r"--defense: unknown defense 'pgd_at'; did you mean 'pgd-at'\?"),
         ({"attacks": "pgdd"}, r"--attack: unknown attack 'pgdd'; did you mean 'pgd'\?"),
+        ({"attacks": "apgd"}, r"--attack: unknown attack 'apgd'; did you mean 'apgd-ce' or 'apgd-dlr'\?$"),
         ({"dataset": "digit"}, r"did you mean 'digits'"),
         ({"model": "cnn-smal"}, r"did you mean 'cnn-small'"),
-        ({"seeds": "-1"}, r"--seed: must be ≥ 0"),
-        ({"seeds": "1.5"}, r"--seed: expected an integer"),
+        ({"seeds": "-1"}, r"^--seed: must be an int in \[0, 4294967295\], got -1$"),
+        ({"seeds": str(10**22)}, r"^--seed: must be an int in \[0, 4294967295\], got 10000000000000000000000$"),
+        ({"seeds": "1.5"}, r"^--seed: must be an int in \[0, 4294967295\], got '1.5'$"),
+        ({"n_test": "0"}, r"^--n-test: must be an int in \[1, 1000000\], got 0$"),
+        ({"quick": "maybe"}, r"^--quick: must be true or false, got 'maybe'$"),
         ({"defenses": ""}, r"--defense: the defense list is empty"),
         ({"defenses": "pgd-at:epz=0.1"}, r"has no parameter 'epz'; did you mean 'eps'\?"),
-        ({"defenses": "pgd-at:steps=two"}, r"parameter 'steps': expected an integer"),
-        ({"attacks": "pgd:steps=0"}, r"steps must be at least 1"),
+        ({"defenses": "pgd-at:steps=two"}, r"^--defense: pgd-at: steps must be an int in \[1, 10000\], got 'two'$"),
+        ({"attacks": "pgd:steps=0"}, r"^--attack: pgd: steps must be an int in \[1, 10000\], got 0$"),
+        ({"defenses": "pgd-at:epochs=1000000000"}, r"^--defense: pgd-at: epochs must be an int in \[1, 10000\]"),
+        ({"attacks": "pgd:steps=99999999999999999999"}, r"pgd: steps must be an int in \[1, 10000\]"),
+        ({"defenses": "pgd-at:steps=1,steps=2"}, r"^--defense: pgd-at: parameter 'steps' given twice \('1' and '2'\)"),
+        ({"defenses": "pgd-at:steps=3,standard,epochs=1,epochs=2"}, r"^--defense: standard: parameter 'epochs' given "),
+        ({"attacks": "suite:quik"}, r"unknown suite 'quik'; did you mean 'suite:quick'\? "),
         ({"defenses": "standard,standard"}, r"listed twice: standard"),
         ({"norm": "1"}, r"unknown norm '1'"),
         ({"device": "tpu"}, r"--device: expected auto, cpu or cuda"),
@@ -105,6 +114,26 @@ def test_toml_unknown_key_and_broken_file(tmp_path):
         load_toml(tmp_path / "missing.toml")
 
 
+def test_a_binary_config_file_is_one_error(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19.\xff\xfe")
+    with pytest.raises(ConfigError, match=rf"^--config: {path} is not a TOML file \(not UTF-8 text\)$"):
+        load_toml(path)
+
+
+def test_toml_plugin_lists_take_comma_strings_and_refuse_duplicate_keys(tmp_path):
+    path = tmp_path / "bench.toml"
+    path.write_text('defenses = ["pgd-at:eps=0.05,steps=3", "standard"]\n')
+    cfg = build_config(load_toml(path), {"out": str(tmp_path), "device": "cpu"}, file_label=str(path))
+    assert [spec.label for spec in cfg.defenses] == ["pgd-at(eps=0.05,steps=3)", "standard"]
+    path.write_text('defenses = ["pgd-at:steps=1,steps=2"]\n')
+    with pytest.raises(ConfigError, match=r"pgd-at: parameter 'steps' given twice"):
+        build_config(load_toml(path), {"out": str(tmp_path), "device": "cpu"}, file_label=str(path))
+    path.write_text('defenses = [{name = "pgd-at", steps = 1, steps = 2}]\n')
+    with pytest.raises(ConfigError, match=r"^--config: cannot read .*steps"):
+        load_toml(path)
+
+
 def test_suites_expand_and_mix_with_names(tmp_path):
     cfg = config(tmp_path, attacks="suite:quick,deepfool", norm="2")
     assert [a.name for a in cfg.attacks] == ["fgsm", "pgd", "deepfool"]
@@ -137,3 +166,14 @@ def test_survivor_mode_defaults_to_shared_and_is_validated(tmp_path):
     with pytest.raises(ConfigError, match=r"^survivors \(in config file\): must be one of shared, per-attack, got "
                                           r"'shraed'; did you mean 'shared'\?$"):
         build_config({"survivors": "shraed"}, {"out": str(tmp_path)})
+
+
+@pytest.mark.parametrize("count", ["0", "100000000000"])
+def test_seed_count_has_a_range(tmp_path, count):
+    from click.testing import CliRunner
+
+    from benchmark.cli import main
+
+    result = CliRunner().invoke(main, ["evaluate", "--seeds", count, "--out", str(tmp_path), "--device", "cpu"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"bench: error: --seeds: must be an int in [1, 1000], got {count}"

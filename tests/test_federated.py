@@ -108,8 +108,8 @@ def test_fed_at_trains_adversarially(synthetic):
         ("fedavg:aggregation=medain", r"aggregation must be one of .*did you mean 'median'\?"),
         ("fedavg:partition=noniid", r"partition must be one of iid, dirichlet"),
         ("fedavg:byzantine=11", r"byzantine must be between 0 and clients = 10"),
-        ("fed-at:eps=2", r"eps must be in \[0, 1\]"),
-        ("fed-at:rounds=0", r"rounds must be at least 1"),
+        ("fed-at:eps=2", r"fed-at: eps must be a number in \[0, 1\], got 2.0"),
+        ("fed-at:rounds=0", r"fed-at: rounds must be an int in \[1, 10000\], got 0"),
     ],
 )
 def test_federated_validation_names_the_numbers(text, message):

@@ -5,7 +5,7 @@ import pytest
 
 import benchmark as bench
 from benchmark.errors import UnknownNameError
-from benchmark.registry import Registry
+from benchmark.registry import Registry, close_names, did_you_mean
 
 
 def make_registry() -> Registry:
@@ -43,6 +43,17 @@ def test_unknown_name_suggests_closest():
         registry.get("pgd_at")
     with pytest.raises(UnknownNameError, match="known: pgd-at"):
         registry.get("zzzzzz")
+
+
+def test_names_that_start_with_the_text_come_first():
+    attacks = ["apgd-ce", "apgd-dlr", "pgd", "autoattack", "aa"]
+    assert close_names("apgd", attacks) == ["apgd-ce", "apgd-dlr"]  # difflib alone picks 'pgd'
+    assert close_names("pgdd", attacks) == ["pgd"]
+    assert close_names("", attacks) == []
+    assert did_you_mean("a", attacks, template="; did you mean {}?") == (
+        "; did you mean 'aa', 'apgd-ce', 'apgd-dlr' or 'autoattack'?")
+    with pytest.raises(UnknownNameError, match=r"unknown attack 'apgd'; did you mean 'apgd-ce' or 'apgd-dlr'\?$"):
+        bench.ATTACKS.get("apgd")
 
 
 def test_same_object_twice_is_noop_and_clash_is_error():
