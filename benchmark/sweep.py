@@ -32,8 +32,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -105,13 +107,16 @@ class SweepResult:
         the robust accuracy after it and every attack before it in the cascade (the last equals the worst case)."""
         if self.per_attack_kind == "standalone":
             return {name: self.accuracy(name) for name in self.valid()}
-        ran, worst = list(self.outcomes), self.worst_broken_at()
+        ran = list(self.outcomes)
+        bounded = [name for name, o in self.outcomes.items() if o.distances is None]
         curves = {}
         for name in self.valid():
             upto = self.worst_broken_at(ran[: ran.index(name) + 1])
-            # robust after it at ε_k: no attack broke the sample at a smaller ε (the cascade at ε_k starts from
-            # those) and neither it nor any attack before it did at ε_k
-            curves[name] = {e: float(np.mean((worst >= k) & (upto > k))) for k, e in enumerate(self.eps)}
+            # the ε-bounded attacks' breaks at smaller ε came before this attack's turn at ε_k, unless it is a
+            # white-box minimal-norm attack (those run first, before any ε-bounded one)
+            first = self.outcomes[name].distances is not None and not self.outcomes[name].black_box
+            lower = self.worst_broken_at([] if first else bounded)
+            curves[name] = {e: float(np.mean((upto > k) & (lower >= k))) for k, e in enumerate(self.eps)}
         return curves
 
 
@@ -126,31 +131,111 @@ def accuracy_curve(broken_at: np.ndarray, eps: Sequence[float]) -> dict[float, f
     return {e: float(np.mean(broken_at > k)) for k, e in enumerate(eps)}
 
 
-SURVIVORS = ("shared", "per-attack", "none")
+@dataclass(frozen=True, eq=False)
+class SweepInputs:
+    """What every attack run of one sweep shares: the wrapped model, the test samples, the grid and the run settings."""
 
-
-def per_attack_kind(survivors: str) -> str:
-    """What per-attack numbers are under a survivor mode: "cumulative" (shared) or "standalone"."""
-    return "cumulative" if survivors == "shared" else "standalone"
-
-
-def execution_order(attacks: Mapping[str, Attack], survivors: str) -> list[str]:
-    """The order attacks run in: as given, except that with shared survivors black-box attacks go after the
-    gradient-based ones (stable within each group)."""
-    names = list(attacks)
-    return sorted(names, key=lambda name: bool(attacks[name].black_box)) if survivors == "shared" else names
+    estimator: Any
+    x: np.ndarray
+    y: np.ndarray
+    eps: tuple[float, ...]
+    norm: str
+    keys: np.ndarray
+    batch_size: int
+    seed: int
 
 
 @dataclass
 class _Tally:
-    """What one attack has cost so far; the harness's own checking time and predictions are kept apart."""
+    """One attack's state during a sweep: its break levels so far and what it has cost (the harness's own checking
+    time and predictions are kept apart)."""
 
+    attack: Attack
+    broken_at: np.ndarray
     seconds: float = 0.0
     grad_evals: int = 0
     queries: int = 0
     attacked: int = 0
     distances: np.ndarray | None = None
     error: str | None = None
+
+    def outcome(self) -> AttackOutcome:
+        return AttackOutcome(broken_at=self.broken_at, seconds=self.seconds, grad_evals=self.grad_evals,
+                             queries=self.queries, attacked=self.attacked, black_box=self.attack.black_box,
+                             distances=self.distances, error=self.error)
+
+
+#: One attack run: (attack name, ε index or None for a minimal-norm attack's single run, sample indices).
+Step = tuple[str, "int | None", np.ndarray]
+
+
+def attack_groups(attacks: Mapping[str, Attack]) -> dict[str, list[str]]:
+    """The attacks by how the shared cascade schedules them (each list keeps the given order)."""
+    groups: dict[str, list[str]] = {"white_minimal": [], "bounded": [], "black_minimal": []}
+    for name, attack in attacks.items():
+        kind = "bounded" if not attack.minimal_norm else "black_minimal" if attack.black_box else "white_minimal"
+        groups[kind].append(name)
+    groups["bounded"].sort(key=lambda name: bool(attacks[name].black_box))  # stable: gradient attacks first
+    return groups
+
+
+def execution_order(attacks: Mapping[str, Attack], survivors: str) -> list[str]:
+    """The order the attacks run in: as given, except that with shared survivors white-box minimal-norm attacks come
+    first, then the ε-bounded gradient attacks, the ε-bounded black-box attacks, and the black-box minimal-norm
+    attacks last (stable within each group)."""
+    if survivors != "shared":
+        return list(attacks)
+    return [name for group in attack_groups(attacks).values() for name in group]
+
+
+def _alive(tallies: Mapping[str, _Tally], k: int) -> np.ndarray:
+    """The samples no attack has broken at any ε index ≤ ``k`` so far (misclassified ones start broken at 0)."""
+    return np.flatnonzero(np.minimum.reduce([t.broken_at for t in tallies.values()]) > k)
+
+
+def _shared_steps(attacks, levels, correct, tallies) -> Iterator[Step]:
+    """The cascade: white-box minimal-norm attacks once on every correct sample; then at each ε, ascending, every
+    ε-bounded attack (gradient ones first) on what no attack has broken at that ε or below; then black-box
+    minimal-norm attacks once on what survived the smallest ε. Targets are computed when the step is taken."""
+    groups = attack_groups(attacks)
+    for name in groups["white_minimal"]:
+        yield name, None, np.flatnonzero(correct)
+    for k in range(1, levels):
+        for name in groups["bounded"]:
+            yield name, k, _alive(tallies, k)
+    for name in groups["black_minimal"]:
+        yield name, None, _alive(tallies, 1)
+
+
+def _per_attack_steps(attacks, levels, correct, tallies) -> Iterator[Step]:
+    """Each attack on its own: minimal-norm ones once on every correct sample; ε-bounded ones at each ε on the
+    samples they have not broken themselves at that ε or below."""
+    for name, attack in attacks.items():
+        if attack.minimal_norm:
+            yield name, None, np.flatnonzero(correct)
+            continue
+        for k in range(1, levels):
+            yield name, k, np.flatnonzero(tallies[name].broken_at > k)
+
+
+def _naive_steps(attacks, levels, correct, tallies) -> Iterator[Step]:
+    """Every ε-bounded attack on every sample at every ε (minimal-norm ones once on the correct samples)."""
+    for name, attack in attacks.items():
+        if attack.minimal_norm:
+            yield name, None, np.flatnonzero(correct)
+            continue
+        for k in range(1, levels):
+            yield name, k, np.arange(len(correct))
+
+
+SCHEDULES = {"shared": _shared_steps, "per-attack": _per_attack_steps, "none": _naive_steps}
+#: The survivor modes a user picks (``"none"``, the naive loop, exists for tests and benchmarks).
+SURVIVORS = ("shared", "per-attack")
+
+
+def per_attack_kind(survivors: str) -> str:
+    """What per-attack numbers are under a survivor mode: "cumulative" (shared) or "standalone"."""
+    return "cumulative" if survivors == "shared" else "standalone"
 
 
 def run_sweep(
@@ -167,89 +252,84 @@ def run_sweep(
     survivors: str = "shared",
     on_attack: Callable[[str, float, int, int], None] | None = None,
 ) -> SweepResult:
-    """Run every attack over the ascending ε grid ``eps`` (which must start at 0) under ``norm``, giving each
-    ε-bounded attack the samples ``survivors`` says (module docstring). ``on_attack(name, eps, done, total)`` is
-    called before each attack run (``total``: runs planned; minimal-norm attacks run once)."""
+    """Run every attack over the ascending ε grid ``eps`` (which must start at 0) under ``norm``, giving each attack
+    the samples ``survivors`` says (module docstring). ``on_attack(name, eps, done, total)`` is called before each
+    attack run (``eps`` NaN for a minimal-norm attack's single run; ``total``: runs planned)."""
     eps = tuple(float(e) for e in eps)
     if not eps or eps[0] != 0.0 or list(eps) != sorted(set(eps)):
         raise ValueError(f"eps must be ascending, distinct and start at 0, got {eps}")
-    if survivors not in SURVIVORS:
-        raise ValueError(f"survivors must be one of {', '.join(SURVIVORS)}, got {survivors!r}")
+    if survivors not in SCHEDULES:
+        raise ValueError(f"survivors must be one of {', '.join(SCHEDULES)}, got {survivors!r}")
+    inputs = SweepInputs(estimator, x, y, eps, norm, keys, batch_size, seed)
     correct = predict_labels(estimator, x, batch_size) == y
-    names = execution_order(attacks, survivors)
-    index = {name: i for i, name in enumerate(attacks)}  # seeds follow the given order, whatever the run order
-    broken = {name: np.where(correct, len(eps), 0) for name in names}
-    tallies = {name: _Tally(distances=np.zeros(len(x)) if attacks[name].minimal_norm else None) for name in names}
-    bounded = [name for name in names if not attacks[name].minimal_norm]
-    total = len(names) - len(bounded) + len(bounded) * (len(eps) - 1)
-    done = 0
-
-    def attempt(name: str, k: int | None, targets: np.ndarray) -> None:
-        """One run of attack ``name`` at ε index ``k`` (None: minimal-norm) on ``targets``; breaks recorded."""
-        nonlocal done
-        tally = tallies[name]
-        if tally.error is not None or targets.size == 0:
-            return
+    ordered = {name: attacks[name] for name in execution_order(attacks, survivors)}
+    tallies = {name: _Tally(attack=a, broken_at=np.where(correct, len(eps), 0),
+                            distances=np.zeros(len(x)) if a.minimal_norm else None) for name, a in ordered.items()}
+    total = sum(1 if a.minimal_norm else len(eps) - 1 for a in ordered.values()) if len(eps) > 1 else 0
+    steps = SCHEDULES[survivors](ordered, len(eps), correct, tallies) if len(eps) > 1 else ()
+    for done, (name, level, targets) in enumerate(steps):
         if on_attack is not None:
-            on_attack(name, eps[k] if k is not None else float("nan"), done, total)
-        done += 1
-        try:
-            _attack_once(name, attacks[name], estimator, x, y, targets, eps, k, broken[name], tally, norm=norm,
-                         keys=keys, batch_size=batch_size, seed=(seed, index[name]))
-        except AttackError as error:
-            logger.warning("%s", error)
-            tally.error = str(error)
-
-    for name in names:
-        if attacks[name].minimal_norm and len(eps) > 1:
-            attempt(name, None, np.flatnonzero(correct))
-    for k in range(1, len(eps)) if survivors == "shared" else ():
-        for name in bounded:
-            alive = worst_case(correct, list(broken.values()), len(eps)) == len(eps)
-            attempt(name, k, np.flatnonzero(alive))
-    for name in bounded if survivors != "shared" else ():
-        for k in range(1, len(eps)):
-            attempt(name, k, np.flatnonzero(broken[name] == len(eps)) if survivors == "per-attack"
-                    else np.arange(len(x)))
-
-    outcomes = {}
-    for name in names:
-        tally = tallies[name]
-        outcomes[name] = AttackOutcome(
-            broken_at=broken[name], seconds=tally.seconds,
-            grad_evals=tally.grad_evals, queries=tally.queries, attacked=tally.attacked,
-            black_box=attacks[name].black_box, distances=tally.distances, error=tally.error)
-        logger.info("%s: %d sample-runs, %.2fs, accuracy %s", name, tally.attacked, tally.seconds,
-                    accuracy_curve(outcomes[name].broken_at, eps))
+            on_attack(name, eps[level] if level is not None else float("nan"), done, total)
+        _attempt(inputs, name, level, targets, tallies[name])
+    outcomes = {name: tally.outcome() for name, tally in tallies.items()}
+    for name, outcome in outcomes.items():
+        logger.info("%s: %d sample-runs, %.2fs, accuracy %s", name, outcome.attacked, outcome.seconds,
+                    accuracy_curve(outcome.broken_at, eps))
     return SweepResult(eps=eps, correct=correct, outcomes=outcomes, survivors=survivors)
 
 
-def _attack_once(name, attack, estimator, x, y, targets, eps, k, broken_at, tally, *, norm, keys, batch_size, seed):
-    """Run ``attack`` on ``targets`` at ε index ``k`` (None: a minimal-norm attack, once), check its output, and
-    lower ``broken_at`` where it fooled the model. Costs go to ``tally``, the harness's checking excluded."""
-    grads, queries, start = estimator.counts["grad"], estimator.counts["predict"], time.perf_counter()
-    seed_everything(*seed, *(() if k is None else (k,)))
-    if k is None:
-        x_adv = attack.find(estimator, x[targets], y[targets], norm=norm, keys=keys[targets], batch_size=batch_size)
-    else:
-        x_adv = attack.generate(estimator, x[targets], y[targets], eps=eps[k], norm=norm, keys=keys[targets],
-                                batch_size=batch_size)
-    tally.seconds += time.perf_counter() - start
-    tally.grad_evals += estimator.counts["grad"] - grads
-    tally.queries += estimator.counts["predict"] - queries
-    tally.attacked += targets.size
-    check_perturbation(name, x[targets], x_adv, np.inf if k is None else eps[k], norm)
-    fooled = predict_labels(estimator, x_adv, batch_size) != y[targets]
-    if k is not None:
-        hit = targets[fooled]
-        broken_at[hit] = np.minimum(broken_at[hit], k)
+def _attempt(inputs: SweepInputs, name: str, level: int | None, targets: np.ndarray, tally: _Tally) -> None:
+    """One run of an attack at ε index ``level`` (None: a minimal-norm attack's single run) on ``targets``; its
+    verified breaks lower ``tally.broken_at``. An attack whose output fails the check is stopped for good."""
+    if tally.error is not None or targets.size == 0:
         return
-    found = perturbation_norm((x_adv.astype(np.float64) - x[targets]).reshape(len(targets), -1), norm)
+    try:
+        x_adv = _generate(inputs, name, level, targets, tally)
+        check_perturbation(name, inputs.x[targets], x_adv, np.inf if level is None else inputs.eps[level], inputs.norm)
+    except AttackError as error:
+        logger.warning("%s", error)
+        tally.error = str(error)
+        return
+    fooled = predict_labels(inputs.estimator, x_adv, inputs.batch_size) != inputs.y[targets]
+    if level is not None:
+        hit = targets[fooled]
+        tally.broken_at[hit] = np.minimum(tally.broken_at[hit], level)
+        return
+    found = perturbation_norm((x_adv.astype(np.float64) - inputs.x[targets]).reshape(len(targets), -1), inputs.norm)
     found[~fooled] = np.inf  # a point that is not misclassified breaks nothing, whatever its distance
-    tally.distances = np.zeros(len(x))
     tally.distances[targets] = found
+    tally.broken_at[targets] = np.minimum(tally.broken_at[targets], break_level(found, inputs.eps))
+
+
+def break_level(distances: np.ndarray, eps: Sequence[float]) -> np.ndarray:
+    """Per distance, the index of the first ε of the grid at least that large (within float32 round-off);
+    ``len(eps)`` where none is."""
     grid = np.asarray(eps[1:]) * (1.0 + BALL_TOLERANCE) + BALL_TOLERANCE
-    broken_at[targets] = np.minimum(np.searchsorted(grid, found, side="left") + 1, len(eps))  # first ε ≥ distance
+    return np.minimum(np.searchsorted(grid, distances, side="left") + 1, len(eps))
+
+
+def _generate(inputs: SweepInputs, name: str, level: int | None, targets: np.ndarray, tally: _Tally) -> np.ndarray:
+    """The attack's adversarial inputs for ``targets``; its seconds, gradients and queries go to ``tally``."""
+    counts, attack = inputs.estimator.counts, tally.attack
+    grads, queries, start = counts["grad"], counts["predict"], time.perf_counter()
+    seed_everything(inputs.seed, attack_salt(name), *(() if level is None else (level,)))
+    x, y, keys = inputs.x[targets], inputs.y[targets], inputs.keys[targets]
+    if level is None:
+        x_adv = attack.find(inputs.estimator, x, y, norm=inputs.norm, keys=keys, batch_size=inputs.batch_size)
+    else:
+        x_adv = attack.generate(inputs.estimator, x, y, eps=inputs.eps[level], norm=inputs.norm, keys=keys,
+                                batch_size=inputs.batch_size)
+    tally.seconds += time.perf_counter() - start
+    tally.grad_evals += counts["grad"] - grads
+    tally.queries += counts["predict"] - queries
+    tally.attacked += targets.size
+    return x_adv
+
+
+def attack_salt(name: str) -> int:
+    """A seed component from the attack's label, so that an attack draws the same global random numbers whichever
+    other attacks share the suite."""
+    return zlib.crc32(name.encode())
 
 
 def seed_everything(*parts: int) -> None:

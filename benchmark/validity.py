@@ -22,6 +22,7 @@ BLACK_BOX_MARGIN = 0.02  # … nor beat the best white-box attack by > 2 points
 GRADIENT_SHARE = 0.10  # at most 10 % of samples with zero or non-finite input gradients
 CONVERGENCE_MARGIN = 0.02  # 5× more PGD steps may not lower accuracy by > 2 points
 MONOTONE_SHARE = 0.10  # at most 10 % of samples broken at a smaller ε may survive the same attack at a larger ε
+CHANCE_MARGIN = 0.05  # clean accuracy within 5 points of chance: the model learned (next to) nothing
 
 LEGEND: dict[str, str] = {
     "non_monotone": "an attack broke samples at a small ε but not at a larger one (> 10 % of those probed): it is "
@@ -37,6 +38,9 @@ LEGEND: dict[str, str] = {
                   "evaluation needs Expectation over Transformation",
     "outside_ball": "an attack returned a perturbation outside the ε-ball or the input range: it was stopped "
                     "there and has no per-attack numbers (the breaks it made before, each verified, still count)",
+    "near_chance": "clean accuracy is within 5 points of chance (always predicting the most common label): the "
+                   "model learned next to nothing, so its robust numbers say nothing about the defense (a collapsed "
+                   "training run, e.g. Byzantine clients the aggregation rule did not stop)",
     "clean_mismatch": "clean accuracy at ε = 0 differs from the model's accuracy measured right after training: the "
                       "evaluated model is not the trained one",
 }
@@ -89,6 +93,8 @@ def verdicts(sweep: SweepResult, probes: Probes) -> list[str]:
         fired.add("randomized")
     if any(outcome.error for outcome in sweep.outcomes.values()):
         fired.add("outside_ball")
+    if sweep.correct.mean() <= probes.chance + CHANCE_MARGIN:
+        fired.add("near_chance")
     if probes.trained_clean_accuracy is not None and abs(probes.trained_clean_accuracy - sweep.correct.mean()) > 0:
         fired.add("clean_mismatch")
     return [name for name in LEGEND if name in fired]

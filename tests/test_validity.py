@@ -48,6 +48,7 @@ def test_healthy_case_fires_nothing():
         ("pgd_not_converged", {"more_steps_drop": 0.05}),
         ("randomized", {"unstable_share": 0.02}),
         ("clean_mismatch", {"trained_clean_accuracy": 0.8}),
+        ("near_chance", {"chance": 0.86}),  # clean accuracy 0.9: within 5 points of always guessing the top label
     ],
 )
 def test_each_probe_flag_fires_alone(flag, probes):
@@ -56,7 +57,7 @@ def test_each_probe_flag_fires_alone(flag, probes):
 
 def test_thresholds_are_strict():
     assert verdicts(sweep(), dataclasses.replace(HEALTHY_PROBES, large_eps_accuracy=0.2, more_steps_drop=0.02,
-                                                 recovered_share=0.1, bad_gradient_share=0.1)) == []
+                                                 recovered_share=0.1, bad_gradient_share=0.1, chance=0.84)) == []
 
 
 def test_black_box_beating_white_box_is_flagged():
@@ -93,7 +94,7 @@ def test_discarded_attack_gets_no_per_attack_numbers():
 
 def test_every_flag_has_a_legend_entry_and_a_test():
     tested = {"non_monotone", "large_eps_not_chance", "gradient_masking", "pgd_not_converged", "randomized",
-              "clean_mismatch", "black_box_beats_white_box", "outside_ball"}
+              "clean_mismatch", "black_box_beats_white_box", "outside_ball", "near_chance"}
     assert set(LEGEND) == tested
 
 
@@ -136,13 +137,13 @@ def test_planted_masking_defense_is_flagged(planted_masking, tmp_path):
     jobs = plan(config)
     run_jobs(jobs, config.out, executor="inline")  # the planted defense is registered in this process only
     with Store(config.out) as store:
-        records = {r["defense"]: r for r in store.records([job.job_hash for job in jobs])}
+        records = {r.defense: r for r in store.records([job.job_hash for job in jobs])}
     masked = records[f"{planted_masking}(epochs=20)"]
-    assert {"gradient_masking", "black_box_beats_white_box", "large_eps_not_chance"} <= set(masked["flags"])
-    assert records["standard(epochs=20)"]["flags"] == []
+    assert {"gradient_masking", "black_box_beats_white_box", "large_eps_not_chance"} <= set(masked.flags)
+    assert records["standard(epochs=20)"].flags == ()
     # the worst case with the black-box attack sits far below what the white-box attacks alone report
-    white_only = min(masked["per_attack"][a]["0.2"] for a in ("pgd", "apgd-ce", "apgd-dlr"))
-    assert masked["robust_accuracy"]["0.2"] < white_only - 0.5
+    white_only = min(masked.runs[a].accuracy["0.2"] for a in ("pgd", "apgd-ce", "apgd-dlr"))
+    assert masked.robust_accuracy["0.2"] < white_only - 0.5
     markdown = render(build_leaderboard(list(records.values()), headline_eps=0.1), "md")
     row = next(line for line in markdown.splitlines() if line.startswith("| ") and planted_masking in line)
     assert "gradient_masking" in row and "black_box_beats_white_box" in row
