@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
+from benchmark.errors import DataError
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -30,14 +32,11 @@ class DataBundle:
     nb_classes: int
 
     def __post_init__(self) -> None:
+        if not isinstance(self.nb_classes, int | np.integer) or self.nb_classes < 2:
+            raise DataError(f"nb_classes must be an integer ≥ 2, got {self.nb_classes!r}")
         for split in ("train", "test"):
-            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-            if x.dtype != np.float32 or x.ndim != 4:
-                raise ValueError(f"x_{split} must be float32 of shape (n, C, H, W), got {x.dtype} {x.shape}")
-            if len(x) != len(y):
-                raise ValueError(f"x_{split} has {len(x)} rows but y_{split} has {len(y)}")
-            if x.size and (x.min() < 0.0 or x.max() > 1.0):
-                raise ValueError(f"x_{split} must lie in [0, 1]")
+            check_split(getattr(self, f"x_{split}"), getattr(self, f"y_{split}"), f"x_{split}", f"y_{split}")
+            check_labels(getattr(self, f"y_{split}"), self.nb_classes, f"y_{split}")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -56,6 +55,37 @@ class DataBundle:
         if n is None or n >= len(self.x_test):
             return self
         return DataBundle(self.name, self.x_train, self.y_train, self.x_test[:n], self.y_test[:n], self.nb_classes)
+
+
+def check_split(x: Any, y: Any, x_name: str, y_name: str) -> None:
+    """Raise ``DataError`` (naming the argument) unless ``x`` is a float32 array ``(n, C, H, W)`` of finite values
+    in [0, 1] and ``y`` a 1-D integer array of ``n`` labels ≥ 0: the data contract of every ``DataBundle`` split and
+    of the pytest plugin's arrays. ``check_labels`` adds the upper bound once the class count is known."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 4:
+        raise DataError(f"{x_name} must be a float32 array of shape (n, C, H, W), got {_describe(x)}")
+    if not isinstance(y, np.ndarray) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        hint = " (one-hot? pass y.argmax(1))" if isinstance(y, np.ndarray) and y.ndim == 2 else ""
+        raise DataError(f"{y_name} must be a 1-D integer array of class labels, got {_describe(y)}{hint}")
+    if len(x) != len(y):
+        raise DataError(f"{x_name} has {len(x)} samples but {y_name} has {len(y)}")
+    if x.size and not (x.min() >= 0.0 and x.max() <= 1.0):  # NaN fails both comparisons
+        found = "NaN" if np.isnan(x).any() else f"values in [{x.min():g}, {x.max():g}]"
+        raise DataError(f"{x_name} must hold finite values in [0, 1], got {found}")
+    if y.size and y.min() < 0:
+        raise DataError(f"{y_name} must hold class labels ≥ 0, got {y.min()}")
+
+
+def check_labels(y: np.ndarray, nb_classes: int, y_name: str, *, source: str = "nb_classes") -> None:
+    """Raise ``DataError`` unless every label in ``y`` (checked by ``check_split``) is below ``nb_classes``, which
+    ``source`` names in the message."""
+    if y.size and y.max() >= nb_classes:
+        raise DataError(f"{y_name} holds label {y.max()}, but {source} is {nb_classes} (labels 0 … {nb_classes - 1})")
+
+
+def _describe(array: Any) -> str:
+    if isinstance(array, np.ndarray):
+        return f"{array.dtype} of shape {array.shape}"
+    return type(array).__name__
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from benchmark.errors import ConfigError, DataError
+
 PROPERTY = "robustness"
 
 
@@ -56,20 +58,27 @@ class Robustness:
                  device: str = "cpu", survivors: str = "shared") -> RobustnessResult:
         """Attack a copy of ``model`` (logits out) on ``data`` with ``attack`` (names, ``name:key=value`` or
         ``suite:NAME``) at ``eps`` (one or several) under ``norm``; the first ``n`` test samples if given.
-        ``survivors="per-attack"`` gives standalone per-attack numbers (see ``benchmark/sweep.py``)."""
+        ``survivors="per-attack"`` gives standalone per-attack numbers (see ``benchmark/sweep.py``).
+
+        The arrays are checked as a ``DataBundle``'s are (``benchmark.api.check_split``): ``x`` of shape
+        ``(n, C, H, W)`` with finite values in [0, 1] (floating arrays are cast to float32), ``y`` integer labels.
+        The copy of the model runs in float32 (a float64 or half model is converted). The class count is the
+        number of logits the model returns, never guessed from the labels; the model must return finite logits of
+        shape ``(batch, classes)`` on every test sample. Anything else raises ``DataError`` (a ``ValueError``)."""
         from benchmark.config import expand_suites, parse_eps, parse_plugins
-        from benchmark.estimator import wrap
         from benchmark.runner import sample_keys
         from benchmark.sweep import run_sweep
 
         x, y, nb_classes = _test_arrays(data)
         if n is not None:
-            x, y = x[:n], y[:n]
+            x, y = x[: _positive(n, "n")], y[:n]
+        if not len(x):
+            raise DataError("data has no test samples")
         names = attack if isinstance(attack, str) else ",".join(attack)
         specs = parse_plugins("attack", expand_suites(names, norm, "attack"), "attack")
         grid = parse_eps(list(eps) if isinstance(eps, Sequence) else [eps], "eps", norm)
         start = time.perf_counter()
-        estimator = wrap(copy.deepcopy(model).to(device), tuple(x.shape[1:]), nb_classes, device)
+        estimator = _estimator(model, x, y, nb_classes, _positive(batch_size, "batch_size"), device)
         sweep = run_sweep(estimator, x, y, {s.label: s.build() for s in specs}, grid, norm=norm,
                           keys=sample_keys(seed, len(x)), batch_size=batch_size, seed=seed, survivors=survivors)
         result = RobustnessResult(
@@ -80,10 +89,17 @@ class Robustness:
         return result
 
 
-def _test_arrays(data):
+def _positive(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _test_arrays(data) -> tuple[Any, Any, int | None]:
+    """(x, y, the class count ``data`` declares, or None for bare arrays), checked as ``DataBundle`` checks them."""
     import numpy as np
 
-    from benchmark.api import DataBundle
+    from benchmark.api import DataBundle, check_split
 
     if isinstance(data, str):
         from benchmark.plan import load_dataset
@@ -91,9 +107,55 @@ def _test_arrays(data):
         data = load_dataset(data)
     if isinstance(data, DataBundle):
         return data.x_test, data.y_test, data.nb_classes
-    x, y = data
-    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)
-    return x, y, int(y.max()) + 1
+    if not isinstance(data, tuple | list) or len(data) != 2:
+        raise DataError(f"data must be a DataBundle, a dataset name or a pair (x, y), got {type(data).__name__}")
+    x, y = np.asarray(data[0]), np.asarray(data[1])
+    if np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32, copy=False)
+    check_split(x, y, "x", "y")
+    return x, y.astype(np.int64, copy=False), None
+
+
+def _estimator(model, x, y, nb_classes: int | None, batch_size: int, device: str):
+    """The harness's ART wrapper around a float32 copy of ``model``, whose logits on ``x`` give the class count."""
+    import torch
+
+    from benchmark.api import check_labels
+    from benchmark.estimator import wrap
+
+    if not isinstance(model, torch.nn.Module):
+        raise DataError(f"model must be a torch.nn.Module that returns logits, got {type(model).__name__}")
+    copied = copy.deepcopy(model).float().to(device).eval()
+    classes = _class_count(copied, x, batch_size, device)
+    if nb_classes is not None and classes != nb_classes:
+        raise DataError(f"model returns {classes} logits per sample, but data has {nb_classes} classes")
+    check_labels(y, classes, "y", source="the number of logits the model returns")
+    return wrap(copied, tuple(x.shape[1:]), classes, device)
+
+
+def _class_count(model, x, batch_size: int, device: str) -> int:
+    """The number of logits ``model`` returns per sample, after checking its output on every batch of ``x``:
+    a finite ``(batch, classes)`` tensor with the same number of classes (at least 2) each time."""
+    import torch
+
+    classes = None
+    with torch.no_grad():
+        for first in range(0, len(x), batch_size):
+            rows = f"x[{first}:{min(first + batch_size, len(x))}]"
+            batch = torch.from_numpy(x[first : first + batch_size]).to(device)
+            try:
+                logits = model(batch)
+            except Exception as exc:
+                raise DataError(f"model failed on {rows} of shape {tuple(batch.shape)}: {exc}") from exc
+            if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or len(logits) != len(batch) \
+                    or logits.shape[1] < 2 or logits.shape[1] != (classes or logits.shape[1]):
+                found = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+                raise DataError(f"model must return logits of shape (batch, classes ≥ 2), the same classes for "
+                                f"every batch; got {found} for {rows}")
+            if not torch.isfinite(logits).all():
+                raise DataError(f"model returned non-finite logits (NaN or inf) for {rows}")
+            classes = logits.shape[1]
+    return classes
 
 
 @pytest.fixture

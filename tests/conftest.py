@@ -1,6 +1,9 @@
-"""Shared fixtures. Tests use ``import benchmark as bench`` (pytest-benchmark's fixture is called ``benchmark``)."""
+"""Shared fixtures and the suite's order. Tests use ``import benchmark as bench`` (pytest-benchmark's fixture is
+called ``benchmark``)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +11,18 @@ import torch
 torch.set_num_threads(1)  # two cores, and pytest may share them: never oversubscribe
 
 pytest_plugins = ["pytester"]
+
+BENCHMARKS = Path(__file__).parent / "benchmarks"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook applies ``-m``, so ``-m "not slow"`` sees the marks added
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fast tests run (and report) first, then those marked ``slow``, then the benchmarks, each group in collection
+    order. Every benchmark counts as ``slow``: ``pytest -m "not slow"`` is the quick check."""
+    for item in items:
+        if BENCHMARKS in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: (BENCHMARKS in item.path.parents, item.get_closest_marker("slow") is not None))
 
 
 @pytest.fixture(scope="session")
