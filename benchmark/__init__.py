@@ -20,11 +20,14 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-def load_model(out: str = "bench-results", *, defense: str | None = None, job: str | None = None) -> torch.nn.Module:
-    """Load a trained model back from a results directory (the newest job of ``defense``, or the job hash ``job``)."""
-    from benchmark.store import load_model as _load_model
+def load_model(out: str = "bench-results", *, defense: str | None = None, job: str | None = None,
+               raw: bool = False) -> torch.nn.Module:
+    """Load a trained model back from a results directory (the newest job of ``defense``, or the job hash ``job``):
+    what the attacks saw, i.e. the trained network inside the defense's ``inference_model`` wrapper if it has one;
+    ``raw=True`` returns the trained network alone."""
+    from benchmark.runner import load_model as _load_model
 
-    return _load_model(out, defense=defense, job=job)
+    return _load_model(out, defense=defense, job=job, raw=raw)
 
 
 __all__ = ["ATTACKS", "DATASETS", "DEFENSES", "MODELS", "Registry", "__version__", "load_model"]

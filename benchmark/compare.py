@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.leaderboard import eps_key
+from benchmark.record import eps_key
 from benchmark.stats import McNemar, mcnemar
 
 SIGNIFICANCE = 0.05

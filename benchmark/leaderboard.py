@@ -1,39 +1,49 @@
 """Stored records → a ``Leaderboard``: per-seed rows with Wilson intervals, and a summary per defense (mean ± sd
 over seeds, per-seed values kept). Renderers (``benchmark/render/``) read only this object: nothing is recomputed.
 
-The summary is sorted by worst-case robust accuracy at the headline ε (then by clean accuracy); rows follow the
-summary's order, seed by seed.
+Ranking: the summary is sorted by worst-case robust accuracy at the headline ε (then by clean accuracy), trusted
+rows first. A row carrying a flag of ``UNRELIABLE`` has a robust number that cannot be trusted: it never outranks a
+trusted row. Trusted rows are ranked 1…n; the unreliable ones follow, unranked (``rank`` None, shown as "—").
+Rows follow the summary's order, seed by seed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from benchmark.errors import BenchError
-from benchmark.plan import content_hash
+from benchmark.provenance import content_hash
+from benchmark.record import Record, eps_key
 from benchmark.stats import mean_sd, wilson
 from benchmark.sweep import per_attack_kind, worst_case
 
 LEADERBOARD_SCHEMA_VERSION = 2
 
-#: Record fields copied into each leaderboard row as they are.
-ROW_FIELDS = (
-    "defense", "defense_name", "defense_params", "model", "seed", "clean_accuracy", "robust_accuracy", "per_attack",
-    "train_seconds", "eval_seconds", "train_grad_evals", "attack_seconds", "attack_grad_evals", "attack_queries",
-    "attack_sample_runs", "attack_tags", "attack_errors", "median_distance", "flags", "probes",
-    "device", "batch_size", "n_test", "quick", "train_cached",
-)
+#: The validity flags (``benchmark.validity.LEGEND``) that make a row's robust accuracy untrustworthy, and why. A row
+#: with any of them is listed after every trusted row and not ranked, whatever its numbers.
+UNRELIABLE: dict[str, str] = {
+    "non_monotone": "the attack misses at a larger ε what it broke at a smaller one, so it is not finding the worst "
+                    "case",
+    "large_eps_not_chance": "the attacks fail even where success is guaranteed, so they fail elsewhere too",
+    "black_box_beats_white_box": "the gradient attacks were misled; the worst case rests on weaker black-box attacks",
+    "gradient_masking": "the gradient attacks were blind, so the robust accuracy is an overestimate",
+    "pgd_not_converged": "more attack steps still lower the accuracy, so the attacks stopped short",
+    "randomized": "one random draw of the defense was attacked, not its expectation (no EoT)",
+    "outside_ball": "an attack was stopped, so the worst case misses what it would have broken later",
+    "near_chance": "the model learned next to nothing: its robust accuracy is that of a guess, not of a defense",
+}
+#: The flags that leave the rank alone, and why.
+RANK_NEUTRAL: dict[str, str] = {
+    "clean_mismatch": "the evaluated model differs from the one measured after training, but the attacks' worst "
+                      "case on the evaluated model still holds",
+}
 
 AUTOATTACK_NOTE = ("autoattack is ART's AutoAttack ensemble with this harness's members and budgets (APGD-CE, "
                    "APGD-DLR, Square), not RobustBench's standard AutoAttack: its numbers are not comparable to the "
                    "RobustBench leaderboard")
-
-
-def eps_key(eps: float) -> str:
-    """How an ε is written as a JSON key: ``0.1`` → ``"0.1"``."""
-    return f"{eps:g}"
 
 
 @dataclass(frozen=True)
@@ -44,7 +54,7 @@ class Leaderboard:
     eps: tuple[float, ...]
     attacks: tuple[str, ...]
     rows: tuple[dict[str, Any], ...]  # one per (defense, model, seed)
-    summary: tuple[dict[str, Any], ...]  # one per (defense, model), aggregated over seeds
+    summary: tuple[dict[str, Any], ...]  # one per (defense, model), aggregated over seeds, in rank order
     config: dict[str, Any]  # enough to re-run the evaluation (``bench check``)
     provenance: dict[str, Any]
     per_attack_kind: str = "cumulative"  # per-attack numbers: "cumulative" (shared survivors) or "standalone"
@@ -66,6 +76,7 @@ class Leaderboard:
             "eps": list(self.eps),
             "attacks": list(self.attacks),
             "per_attack_kind": self.per_attack_kind,
+            "unreliable_flags": UNRELIABLE,
             "config": self.config,
             "provenance": self.provenance,
             "summary": list(self.summary),
@@ -73,65 +84,76 @@ class Leaderboard:
         }
 
 
-def build_leaderboard(records: list[dict[str, Any]], *, headline_eps: float | None = None) -> Leaderboard:
-    """All records must share dataset, norm and ε grid."""
+def build_leaderboard(records: Sequence[Record], *, headline_eps: float | None = None) -> Leaderboard:
+    """All records must share dataset, norm, ε grid and survivor mode (``Record.board_key``)."""
     if not records:
         raise BenchError("no results to put on a leaderboard")
     first = records[0]
     for record in records[1:]:
-        for key in ("dataset", "norm", "eps", "survivors"):
-            if same_kind_key(record, key) != same_kind_key(first, key):
-                raise BenchError(f"records differ in {key} ({same_kind_key(first, key)} vs "
-                                 f"{same_kind_key(record, key)}): one leaderboard per dataset, norm, ε grid and "
-                                 f"survivor mode (filter with --dataset, --norm)")
-    eps = tuple(first["eps"])
+        for name, mine, theirs in zip(("dataset", "norm", "eps", "survivors"), first.board_key, record.board_key,
+                                      strict=True):
+            if mine != theirs:
+                raise BenchError(f"records differ in {name} ({mine} vs {theirs}): one leaderboard per dataset, norm, "
+                                 f"ε grid and survivor mode (filter with --dataset, --norm)")
     if headline_eps is None:
         from benchmark.data import headline_eps as dataset_headline
 
-        headline_eps = dataset_headline(first["dataset"], first["norm"], eps)
-    key = eps_key(headline_eps)
+        headline_eps = dataset_headline(first.dataset, first.norm, first.eps)
     rows = [make_row(record) for record in records]
-    summary = sorted(summarise(rows, eps),
-                     key=lambda s: (-s["robust_accuracy"][key]["mean"], -s["clean_accuracy"]["mean"], s["defense"]))
-    rank = {(entry["defense"], entry["model"]): index for index, entry in enumerate(summary)}
-    rows.sort(key=lambda r: (rank[r["defense"], r["model"]], r["seed"]))  # grouped as the summary, then by seed
+    summary = ranked(summarise(rows, first.eps), eps_key(headline_eps))
+    position = {(entry["defense"], entry["model"]): index for index, entry in enumerate(summary)}
+    rows = sorted(({"rank": summary[position[row["defense"], row["model"]]]["rank"], **row} for row in rows),
+                  key=lambda row: (position[row["defense"], row["model"]], row["seed"]))  # as the summary, by seed
     # columns in the order the attacks ran, which the cumulative numbers follow
-    attacks = tuple(dict.fromkeys(name for r in records for name in r.get("attack_order") or r["attacks"]))
-    config = {
-        "dataset": first["dataset"],
-        "model": sorted({r["model"] for r in records}),
-        "defenses": unique([{"name": r["defense_name"], **r["defense_params"]} for r in records]),
-        "attacks": [{"name": name.split("(")[0], **params} for name, params in first["attacks"].items()],
-        "eps": list(eps),
-        "norm": first["norm"],
-        "seeds": sorted({r["seed"] for r in records}),
-        "quick": first["quick"],
-        "n_test": first["n_test"],
-        "survivors": survivors(first),
+    attacks = tuple(dict.fromkeys(name for record in records for name in record.runs))
+    config = board_config(records)
+    return Leaderboard(first.dataset, first.norm, headline_eps, first.eps, attacks, tuple(rows), tuple(summary),
+                       config, board_provenance(records, config), per_attack_kind(first.survivors))
+
+
+def board_config(records: Sequence[Record]) -> dict[str, Any]:
+    """Enough to re-run the evaluation of ``records`` (what ``bench check`` reads back from a baseline)."""
+    first = records[0]
+    return {
+        "dataset": first.dataset,
+        "model": sorted({r.model for r in records}),
+        "defenses": unique([{"name": r.defense_name, **r.defense_params} for r in records]),
+        "attacks": [{"name": name.split("(")[0], **params} for name, params in first.attacks.items()],
+        "eps": list(first.eps),
+        "norm": first.norm,
+        "seeds": sorted({r.seed for r in records}),
+        "quick": first.quick,
+        "n_test": first.n_test,
+        "survivors": first.survivors,
     }
-    environment = records[-1]["environment"]
-    provenance = {
+
+
+def board_provenance(records: Sequence[Record], config: dict[str, Any]) -> dict[str, Any]:
+    environment = records[-1].environment
+    return {
         "config_hash": content_hash(config),
-        "data_fingerprint": first.get("data_fingerprint"),
-        "versions": environment.get("versions"),
-        "python": environment.get("python"),
-        "device": sorted({r["device"] for r in records}),
-        "cpu": environment.get("cpu"),
-        "git_sha": sorted({str(r["environment"].get("git_sha")) for r in records}),
-        "created": [min(r["created_at"] for r in records), max(r["created_at"] for r in records)],
+        "data_fingerprint": records[0].data_fingerprint,
+        "versions": environment.versions,
+        "python": environment.python,
+        "device": sorted({r.device for r in records}),
+        "cpu": environment.cpu,
+        "git_sha": sorted({str(r.environment.git_sha) for r in records}),
+        "created": [min(r.created_at for r in records), max(r.created_at for r in records)],
     }
-    return Leaderboard(first["dataset"], first["norm"], headline_eps, eps, attacks, tuple(rows), tuple(summary),
-                       config, provenance, per_attack_kind(survivors(first)))
 
 
-def survivors(record: dict[str, Any]) -> str:
-    """The record's survivor mode (records written before the option existed: "per-attack")."""
-    return record.get("survivors", "per-attack")
+def reliable(flags: Sequence[str]) -> bool:
+    """Whether a row with these flags may be ranked (no flag of ``UNRELIABLE``)."""
+    return not any(flag in UNRELIABLE for flag in flags)
 
 
-def same_kind_key(record: dict[str, Any], key: str) -> Any:
-    """What records on one leaderboard must share: dataset, norm, eps, survivors."""
-    return survivors(record) if key == "survivors" else record[key]
+def ranked(summary: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """``summary`` in rank order, each entry with its ``rank``: trusted entries by robust accuracy at ε ``key`` (then
+    clean accuracy, then name) ranked 1…n, then the unreliable ones in the same order with rank None."""
+    order = sorted(summary, key=lambda s: (not reliable(s["flags"]), -s["robust_accuracy"][key]["mean"],
+                                           -s["clean_accuracy"]["mean"], s["defense"]))
+    trusted = sum(reliable(entry["flags"]) for entry in order)
+    return [{"rank": index + 1 if index < trusted else None, **entry} for index, entry in enumerate(order)]
 
 
 def unique(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -143,31 +165,42 @@ def unique(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return kept
 
 
-def make_row(record: dict[str, Any]) -> dict[str, Any]:
-    n = record["n_test"]
-    worst = worst_broken_at(record)
+def make_row(record: Record) -> dict[str, Any]:
+    """The leaderboard row of one record (``leaderboards/README.md`` documents its JSON)."""
+    n, runs = record.n_test, record.runs
     return {
-        **{field: record.get(field) for field in ROW_FIELDS},
-        "clean_ci": wilson(round(record["clean_accuracy"] * n), n),
-        "robust_ci": {k: wilson(round(v * n), n) for k, v in record["robust_accuracy"].items()},
-        "samples": {"worst_broken_at": worst},
-        "provenance": {
-            "job_hash": record["job_hash"],
-            "train_hash": record["train_hash"],
-            "git_sha": record["environment"].get("git_sha"),
-            "versions": record["environment"].get("versions"),
-            "created_at": record["created_at"],
-        },
+        "defense": record.defense, "defense_name": record.defense_name, "defense_params": record.defense_params,
+        "model": record.model, "seed": record.seed, "clean_accuracy": record.clean_accuracy,
+        "robust_accuracy": record.robust_accuracy,
+        "per_attack": {name: run.accuracy for name, run in runs.items() if run.accuracy is not None},
+        "train_seconds": record.train_seconds, "eval_seconds": record.eval_seconds,
+        "train_grad_evals": record.train_grad_evals,
+        "attack_seconds": {name: run.seconds for name, run in runs.items()},
+        "attack_grad_evals": {name: run.grad_evals for name, run in runs.items()},
+        "attack_queries": {name: run.queries for name, run in runs.items()},
+        "attack_sample_runs": {name: run.sample_runs for name, run in runs.items()},
+        "attack_tags": {name: runs[name].tags for name in record.attacks if name in runs},
+        "attack_errors": {name: run.error for name, run in runs.items() if run.error},
+        "median_distance": {name: run.median_distance for name, run in runs.items() if run.distances is not None},
+        "flags": list(record.flags), "probes": dataclasses.asdict(record.probes),
+        "device": record.device, "batch_size": record.batch_size, "n_test": n, "quick": record.quick,
+        "train_cached": record.train_cached,
+        "clean_ci": wilson(round(record.clean_accuracy * n), n),
+        "robust_ci": {k: wilson(round(v * n), n) for k, v in record.robust_accuracy.items()},
+        "samples": {"worst_broken_at": worst_broken_at(record)},
+        "provenance": {"job_hash": record.job_hash, "train_hash": record.train_hash,
+                       "git_sha": record.environment.git_sha, "versions": record.environment.versions,
+                       "created_at": record.created_at},
     }
 
 
-def worst_broken_at(record: dict[str, Any]) -> list[int] | None:
+def worst_broken_at(record: Record) -> list[int] | None:
     """Per sample, the first ε index at which any attack broke it (what paired tests compare; every stored break
-    was verified, see ``benchmark.sweep``)."""
-    samples = record.get("samples")
-    if not samples:
+    was verified, see ``benchmark.sweep``); None for a record without per-sample results."""
+    broken = [run.broken_at for run in record.runs.values() if run.broken_at]
+    if not record.correct:
         return None
-    return worst_case(samples["correct"], list(samples["broken_at"].values()), len(record["eps"])).tolist()
+    return worst_case(record.correct, broken, len(record.eps)).tolist()
 
 
 def summarise(rows: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> list[dict[str, Any]]:
@@ -206,17 +239,28 @@ def summarise(rows: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> list[di
 
 
 def legend_lines(board: Leaderboard) -> list[str]:
-    """What the flags that fired mean, which attacks failed validation, and the AutoAttack caveat."""
+    """What the flags that fired mean (and which of them leave a row unranked), which attacks failed validation,
+    and the AutoAttack caveat."""
     from benchmark.validity import legend
 
     fired = {flag for row in board.rows for flag in row.get("flags") or []}
     lines = legend(fired)
+    unranked = [flag for flag in UNRELIABLE if flag in fired]
+    if unranked:
+        lines.append(ranking_note(unranked))
     for row in board.rows:
         for attack, error in (row.get("attack_errors") or {}).items():
             lines.append(f"{row['defense']} (seed {row['seed']}): {attack} stopped, no per-attack numbers: {error}")
     if any(name.split("(")[0] == "autoattack" for name in board.attacks):
         lines.append(AUTOATTACK_NOTE)
     return lines
+
+
+def ranking_note(flags: Sequence[str]) -> str:
+    """Why rows with the unreliable ``flags`` are ranked "—" and listed after the trusted rows."""
+    reasons = "; ".join(f"{flag}: {UNRELIABLE[flag]}" for flag in flags)
+    return (f"Rank —: a row flagged {', '.join(flags)} has a robust accuracy that cannot be trusted ({reasons}); "
+            f"it is listed after every ranked row, whatever its numbers.")
 
 
 def attack_columns(board: Leaderboard) -> list[str]:
@@ -252,6 +296,19 @@ def percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
+def rank_text(rank: int | None) -> str:
+    """A rank as tables show it: ``3``, or ``—`` for an unreliable row."""
+    return "—" if rank is None else str(rank)
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """How many seeds and which: ``1 (0)``, ``2 (0,1)``, ``3 (0–2)`` (a run of three or more as a range)."""
+    values = sorted(seeds)
+    consecutive = len(values) >= 3 and values == list(range(values[0], values[0] + len(values)))
+    listed = f"{values[0]}–{values[-1]}" if consecutive else ",".join(map(str, values))
+    return f"{len(values)} ({listed})"
+
+
 def stat_text(stat: dict[str, Any]) -> str:
     """``88.3`` for one seed, ``88.3 ± 0.5`` over several (in %)."""
     if len(stat["values"]) == 1:
@@ -264,14 +321,15 @@ TEXT_COLUMNS = ("defense", "model", "device", "flags", "attack")
 
 
 def table_cells(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
-    """Header and body of the main table (one row per defense), shared by the Markdown and terminal renderers."""
+    """Header and body of the main table (one row per defense, in rank order; "—" for an unreliable row), shared by
+    the Markdown and terminal renderers."""
     eps_columns = [e for e in board.eps if e > 0]
     header = ["#", "defense", "model", "seeds", "clean %"]
     header += [f"ε={e:g} %" + (" ★" if e == board.headline_eps else "") for e in eps_columns]
     header += ["train s", "eval s", "flags"]
     body = []
-    for rank, entry in enumerate(board.summary, start=1):
-        cells = [str(rank), entry["defense"], entry["model"], ",".join(map(str, entry["seeds"])),
+    for entry in board.summary:
+        cells = [rank_text(entry["rank"]), entry["defense"], entry["model"], seeds_text(entry["seeds"]),
                  stat_text(entry["clean_accuracy"])]
         cells += [stat_text(entry["robust_accuracy"][eps_key(e)]) for e in eps_columns]
         cells += [f"{entry['train_seconds']:.1f}", f"{entry['eval_seconds']:.1f}", ", ".join(entry["flags"]) or "–"]

@@ -9,34 +9,17 @@ trained again.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from benchmark import DATASETS
 from benchmark.api import DataBundle
 from benchmark.config import EvalConfig, PluginSpec
+from benchmark.provenance import content_hash, library_versions
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchmark.store import Store
-
-#: Packages whose versions enter every job hash: a new version of any of them recomputes results.
-VERSIONED = ("defense-bench", "torch", "adversarial-robustness-toolbox", "scikit-learn", "numpy")
-
-
-@cache
-def library_versions() -> tuple[tuple[str, str], ...]:
-    found = []
-    for package in VERSIONED:
-        try:
-            found.append((package, version(package)))
-        except PackageNotFoundError:
-            found.append((package, "not installed"))
-    return tuple(found)
-
 
 @cache
 def load_dataset(name: str) -> DataBundle:
@@ -59,11 +42,6 @@ def data_facts(name: str, store: Store | None = None, *, fresh: bool = False) ->
     if store is not None and source:
         store.put_dataset_facts(name, source, *facts)
     return facts
-
-
-def content_hash(payload: Any) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ import dataclasses
 
 import numpy as np
 
-from benchmark import ATTACKS
 from benchmark.sweep import SweepResult, predict_labels, seed_everything
 from benchmark.validity import Probes
 
@@ -20,10 +19,10 @@ STEP_MULTIPLIER = 5
 
 
 def run_probes(estimator, x: np.ndarray, y: np.ndarray, sweep: SweepResult, *, norm: str, headline_eps: float,
-               keys: np.ndarray, batch_size: int, seed: int, pgd=None,
+               keys: np.ndarray, batch_size: int, seed: int, pgd,
                trained_correct: np.ndarray | None = None) -> Probes:
-    """Probe the model behind ``estimator`` with PGD (``pgd``, default: the registered ``pgd``)."""
-    pgd = pgd or ATTACKS.get("pgd")()
+    """Probe the model behind ``estimator`` with the PGD attack ``pgd`` (the runner picks it: ``probe_pgd``) and
+    with that attack given ``STEP_MULTIPLIER`` times its steps."""
     stronger = dataclasses.replace(pgd, steps=pgd.steps * STEP_MULTIPLIER)
     first = np.arange(min(PROBE_SAMPLES, len(x)))
 

@@ -1,26 +1,33 @@
-"""One job, start to finish: load data, train (or load the cached checkpoint), wrap once for ART, sweep, record.
+"""One job, start to finish, in four stages: load the verified data, train (or load the cached checkpoint), evaluate
+(wrap once for ART, sweep, probe), make the record.
 
 A job is a pure function of its spec: every executor gives the same numbers for it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark import MODELS
-from benchmark.api import RunContext
+from benchmark import ATTACKS, DEFENSES, MODELS
+from benchmark.api import DataBundle, RunContext
 from benchmark.data import headline_eps
-from benchmark.env import environment
-from benchmark.errors import BenchError
-from benchmark.leaderboard import eps_key
+from benchmark.errors import BenchError, UnknownNameError
 from benchmark.plan import Job, load_dataset
-from benchmark.store import SCHEMA_VERSION, Store, now
+from benchmark.provenance import environment, now
+from benchmark.record import ATTACK_TAGS, AttackRun, Record, eps_key
+from benchmark.store import Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from benchmark.sweep import SweepResult
+    from benchmark.validity import Probes
 
 logger = logging.getLogger(__name__)
 
@@ -46,30 +53,81 @@ def sample_keys(seed: int, n: int) -> np.ndarray:
     return np.arange(n, dtype=np.int64) + np.int64(seed) * (1 << 32)
 
 
-def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: bool = False) -> dict[str, Any]:
-    import torch
+@dataclass(frozen=True, eq=False)
+class Trained:
+    """A job's model as the attacks see it: the trained network inside the defense's test-time wrapper."""
 
-    from benchmark.estimator import wrap
-    from benchmark.probes import run_probes
-    from benchmark.sweep import run_sweep
-    from benchmark.validity import verdicts
+    model: Any  # torch.nn.Module, on the job's device
+    info: dict[str, Any]  # what training recorded: train_seconds, train_grad_evals, test_correct
+    cached: bool  # loaded from a checkpoint rather than trained now
 
-    emit = on_event or (lambda *args, **kwargs: None)
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """What the attacks and the probes found, and what it cost."""
+
+    sweep: SweepResult
+    probes: Probes
+    attacks: dict[str, Any]  # label → the attack object, in the configured order
+    batch_size: int
+    eval_seconds: float
+    probe_seconds: float
+
+
+def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: bool = False) -> Record:
+    """Run ``job`` and return its record (the caller stores it). ``on_event("phase", text=, step=, steps=)`` reports
+    progress; ``fresh`` retrains even when a checkpoint is stored."""
+    progress = Progress(job, on_event)
+    data = verified_data(job)
+    trained = train_or_load(job, data, store, fresh=fresh, progress=progress)
+    evaluation = evaluate(job, data.subset_test(job.n_test), trained, progress=progress)
+    return make_record(job, data, trained, evaluation)
+
+
+class Progress:
+    """The job's ``phase`` events: training, each attack run (their number is known once the sweep starts), the
+    validity probes."""
+
+    def __init__(self, job: Job, on_event: Event | None) -> None:
+        self.emit = on_event or (lambda *args, **kwargs: None)
+        self.label = f"{job.defense.label} (seed {job.seed})"
+        self.steps = 2
+
+    def training(self) -> None:
+        self.emit("phase", text=f"{self.label}: training", step=0, steps=self.steps)
+
+    def attack(self, name: str, eps: float, done: int, total: int) -> None:
+        self.steps = total + 2
+        at = "" if eps != eps else f" at ε={eps:g}"  # NaN: a minimal-norm attack, run once
+        self.emit("phase", text=f"{self.label}: {name}{at}", step=1 + done, steps=self.steps)
+
+    def probes(self) -> None:
+        self.emit("phase", text=f"{self.label}: validity probes", step=self.steps - 1, steps=self.steps)
+
+
+def verified_data(job: Job) -> DataBundle:
+    """The job's dataset, refused if it is not the data the job was planned with."""
     data = load_dataset(job.dataset)
     if data.fingerprint() != job.data_fingerprint:
         raise BenchError(f"dataset {job.dataset!r} holds other data than when this run was planned (fingerprint "
                          f"{data.fingerprint()}, planned with {job.data_fingerprint}): run again with --fresh")
-    test = data.subset_test(job.n_test)
+    return data
+
+
+def train_or_load(job: Job, data: DataBundle, store: Store, *, fresh: bool, progress: Progress) -> Trained:
+    """The job's trained model (its stored checkpoint unless ``fresh`` or unusable), wrapped for inference, on the
+    job's device. A model trained now is checkpointed with its training costs and per-sample clean correctness."""
+    import torch
+
     torch.manual_seed(job.seed)
     np.random.seed(job.seed % (1 << 32))
     model = MODELS.get(job.model)(data.input_shape, data.nb_classes)
-    ctx = RunContext(seed=job.seed, device=job.device, quick=job.quick)
-
     info = None if fresh else store.load_checkpoint(job.train_hash, model)
     cached = info is not None
-    emit("phase", text=f"{job.defense.label} (seed {job.seed}): training", step=0, steps=2)
+    progress.training()
     defense = job.defense.build()
     if info is None:
+        ctx = RunContext(seed=job.seed, device=job.device, quick=job.quick)
         start = time.perf_counter()
         trained = defense.fit(model, data, ctx)
         info = {"train_seconds": time.perf_counter() - start, "train_grad_evals": ctx.costs["train_grad_evals"]}
@@ -79,89 +137,87 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
     else:
         model = inference_model(defense, model)
     model.to(torch.device(job.device))
+    return Trained(model=model, info=info, cached=cached)
+
+
+def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress) -> Evaluation:
+    """Wrap the model once for ART, run the ε sweep on ``test``'s samples, then the validity probes."""
+    from benchmark.estimator import wrap
+    from benchmark.probes import run_probes
+    from benchmark.sweep import run_sweep
 
     attacks = {spec.label: spec.build() for spec in job.attacks}
     batch_size = attack_batch_size(job.model, job.device)
-    estimator = wrap(model, data.input_shape, data.nb_classes, job.device)
+    estimator = wrap(trained.model, test.input_shape, test.nb_classes, job.device)
     keys = sample_keys(job.seed, len(test.x_test))
-    steps = [2]  # training, the attack runs (known once the sweep starts), the validity probes
-
-    def on_attack(name: str, eps: float, done: int, total: int) -> None:
-        steps[0] = total + 2
-        at = "" if eps != eps else f" at ε={eps:g}"  # NaN: a minimal-norm attack, run once
-        emit("phase", text=f"{job.defense.label} (seed {job.seed}): {name}{at}", step=1 + done, steps=steps[0])
-
     start = time.perf_counter()
     sweep = run_sweep(estimator, test.x_test, test.y_test, attacks, job.eps, norm=job.norm, keys=keys,
-                      batch_size=batch_size, seed=job.seed, survivors=job.survivors, on_attack=on_attack)
+                      batch_size=batch_size, seed=job.seed, survivors=job.survivors, on_attack=progress.attack)
     eval_seconds = time.perf_counter() - start
-    emit("phase", text=f"{job.defense.label} (seed {job.seed}): validity probes", step=steps[0] - 1,
-         steps=steps[0])
+    progress.probes()
     start = time.perf_counter()
-    pgd = next((a for spec, a in zip(job.attacks, attacks.values(), strict=True) if spec.name == "pgd"), None)
     probes = run_probes(estimator, test.x_test, test.y_test, sweep, norm=job.norm,
                         headline_eps=headline_eps(job.dataset, job.norm, job.eps), keys=keys, batch_size=batch_size,
-                        seed=job.seed, pgd=pgd, trained_correct=stored_correct(info, len(test.x_test)))
-    probe_seconds = time.perf_counter() - start
+                        seed=job.seed, pgd=probe_pgd(job, attacks),
+                        trained_correct=stored_correct(trained.info, len(test.x_test)))
+    return Evaluation(sweep=sweep, probes=probes, attacks=attacks, batch_size=batch_size, eval_seconds=eval_seconds,
+                      probe_seconds=time.perf_counter() - start)
 
-    keyed = lambda accuracy: {eps_key(e): a for e, a in accuracy.items()}  # noqa: E731
+
+def probe_pgd(job: Job, attacks: dict[str, Any]) -> Any:
+    """The PGD the validity probes run: the suite's own ``pgd`` when the job has one (the probes then test the
+    attack whose numbers are on the board, with its steps and step size), else the registered ``pgd``'s defaults."""
+    spec = next((spec for spec in job.attacks if spec.name == "pgd"), None)
+    return attacks[spec.label] if spec is not None else ATTACKS.get("pgd")()
+
+
+def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evaluation) -> Record:
+    from benchmark.validity import verdicts
+
+    sweep = evaluation.sweep
+    return Record(
+        job_hash=job.job_hash, train_hash=job.train_hash, dataset=job.dataset, model=job.model,
+        defense=job.defense.label, defense_name=job.defense.name, defense_params=dict(job.defense.params),
+        seed=job.seed, norm=job.norm, eps=tuple(job.eps),
+        attacks={spec.label: dict(spec.params) for spec in job.attacks}, quick=job.quick, n_test=sweep.n,
+        input_shape=tuple(data.input_shape), nb_classes=data.nb_classes,
+        clean_accuracy=float(sweep.correct.mean()), robust_accuracy=keyed(sweep.accuracy()),
+        correct=tuple(sweep.correct.astype(int).tolist()), runs=attack_runs(sweep, evaluation.attacks),
+        train_seconds=trained.info["train_seconds"], train_grad_evals=trained.info["train_grad_evals"],
+        train_cached=trained.cached, eval_seconds=evaluation.eval_seconds, device=job.device,
+        batch_size=evaluation.batch_size, environment=environment(job.device), created_at=now(),
+        data_fingerprint=job.data_fingerprint, survivors=job.survivors,
+        flags=tuple(verdicts(sweep, evaluation.probes)), probes=evaluation.probes,
+        probe_seconds=evaluation.probe_seconds,
+    )
+
+
+def attack_runs(sweep: SweepResult, attacks: dict[str, Any]) -> dict[str, AttackRun]:
+    """Per attack, in the order they ran: its costs, tags, per-ε numbers (none for a stopped attack) and per-sample
+    results."""
+    curves = sweep.per_attack()
     return {
-        "schema_version": SCHEMA_VERSION,
-        "job_hash": job.job_hash,
-        "train_hash": job.train_hash,
-        "dataset": job.dataset,
-        "data_fingerprint": job.data_fingerprint,
-        "model": job.model,
-        "defense": job.defense.label,
-        "defense_name": job.defense.name,
-        "defense_params": dict(job.defense.params),
-        "seed": job.seed,
-        "norm": job.norm,
-        "eps": list(job.eps),
-        "attacks": {spec.label: dict(spec.params) for spec in job.attacks},
-        "quick": job.quick,
-        "n_test": len(test.x_test),
-        "input_shape": list(data.input_shape),
-        "nb_classes": data.nb_classes,
-        "clean_accuracy": float(sweep.correct.mean()),
-        "robust_accuracy": keyed(sweep.accuracy()),
-        "survivors": job.survivors,
-        "attack_order": list(sweep.outcomes),  # the order they ran in (the cumulative numbers follow it)
-        "per_attack": {name: keyed(curve) for name, curve in sweep.per_attack().items()},  # a stopped attack: none
-        "attack_seconds": {name: o.seconds for name, o in sweep.outcomes.items()},
-        "attack_grad_evals": {name: o.grad_evals for name, o in sweep.outcomes.items()},
-        "attack_queries": {name: o.queries for name, o in sweep.outcomes.items()},
-        "attack_sample_runs": {name: o.attacked for name, o in sweep.outcomes.items()},
-        "attack_tags": {name: {tag: getattr(a, tag) for tag in ("needs_grad", "black_box", "minimal_norm")}
-                        for name, a in attacks.items()},
-        "attack_errors": {name: o.error for name, o in sweep.outcomes.items() if o.error},
-        "median_distance": {name: o.median_distance for name, o in sweep.outcomes.items()
-                            if o.distances is not None},
-        "flags": verdicts(sweep, probes),
-        "probes": dataclasses.asdict(probes),
-        "probe_seconds": probe_seconds,
-        "train_seconds": info["train_seconds"],
-        "train_grad_evals": info["train_grad_evals"],
-        "train_cached": cached,
-        "eval_seconds": eval_seconds,
-        "device": job.device,
-        "batch_size": batch_size,
-        "samples": {
-            "correct": sweep.correct.astype(int).tolist(),
-            "broken_at": {name: o.broken_at.tolist() for name, o in sweep.outcomes.items()},
-            "distances": {name: [None if np.isinf(d) else float(d) for d in o.distances]
-                          for name, o in sweep.outcomes.items() if o.distances is not None},
-        },
-        "environment": environment(job.device),
-        "created_at": now(),
+        name: AttackRun(
+            seconds=o.seconds, grad_evals=o.grad_evals, queries=o.queries, sample_runs=o.attacked,
+            tags={tag: getattr(attacks[name], tag) for tag in ATTACK_TAGS}, error=o.error,
+            accuracy=keyed(curves[name]) if name in curves else None, median_distance=o.median_distance,
+            broken_at=tuple(o.broken_at.tolist()),
+            distances=None if o.distances is None else tuple(None if np.isinf(d) else float(d) for d in o.distances),
+        )
+        for name, o in sweep.outcomes.items()
     }
 
 
-def inference_model(defense, model):
-    """The module to evaluate: the trained model, or what the defense wraps it in at test time (a defense may
-    define ``inference_model(model)``, e.g. to add input preprocessing; checkpoints hold the trained model)."""
+def keyed(accuracy: dict[float, float]) -> dict[str, float]:
+    """Accuracies by ε → by ε key, as records and leaderboards write them."""
+    return {eps_key(e): a for e, a in accuracy.items()}
+
+
+def inference_model(defense: Any, network: torch.nn.Module) -> torch.nn.Module:
+    """What the attacks see: the trained network, or what the defense wraps it in at test time. A defense may define
+    ``inference_model(model)`` (e.g. to add input preprocessing); checkpoints hold the trained network."""
     wrap_for_inference = getattr(defense, "inference_model", None)
-    return model if wrap_for_inference is None else wrap_for_inference(model)
+    return network if wrap_for_inference is None else wrap_for_inference(network)
 
 
 def stored_correct(info: dict[str, Any], n: int) -> np.ndarray | None:
@@ -178,3 +234,23 @@ def plain_correct(model, data, device: str) -> np.ndarray:
     with torch.no_grad():
         logits = model(torch.from_numpy(data.x_test).to(device))
     return logits.argmax(dim=1).cpu().numpy() == data.y_test
+
+
+def load_model(out: str = "bench-results", *, defense: str | None = None, job: str | None = None,
+               raw: bool = False) -> torch.nn.Module:
+    """The model of a stored job (``job``: a job hash or its prefix; else the newest job of ``defense``; else the
+    newest job), in eval mode on the CPU: what its attacks saw (the defense's ``inference_model`` around the trained
+    network), or with ``raw=True`` the trained network alone."""
+    with Store(out, create=False) as store:
+        records = [r for r in store.records()
+                   if (job is None or r.job_hash.startswith(job)) and defense in (None, r.defense)]
+        if not records:
+            wanted = f"job {job!r}" if job else f"defense {defense!r}" if defense else "any job"
+            raise UnknownNameError(f"no stored result for {wanted} in {store.path}")
+        record = records[-1]
+        network = MODELS.get(record.model)(record.input_shape, record.nb_classes)
+        if store.load_checkpoint(record.train_hash, network) is None:
+            raise BenchError(f"the checkpoint of job {record.job_hash} is missing or corrupted")
+    model = network if raw else inference_model(DEFENSES.get(record.defense_name)(**record.defense_params), network)
+    model.eval()
+    return model

@@ -3,10 +3,12 @@
 * ``results``: one row per finished job, written in a single transaction when the job ends, so a killed run loses
   only the job in flight. Scalars are real columns; nested results (per-ε, per-attack, per-sample) are JSON.
 * ``checkpoints``: trained models by ``train_hash``, with the file's SHA-256; a file that no longer matches is
-  reported and retrained, never loaded.
+  reported and retrained, never loaded; so is one that matches but does not hold a state dict of the model.
 * ``datasets``: each dataset's fingerprint and test size per source (see ``benchmark.plan.data_facts``), so a
   re-run can plan without loading the data.
-* ``meta``: the schema version.
+* ``meta``: the newest record schema version the store holds (``benchmark.record``): a harness refuses a store of a
+  newer version. Older records stay as written and are upgraded each time they are read
+  (``benchmark.record.upgrade``); the version rises when a current record is stored.
 
 WAL journaling and a busy timeout let several processes write one store at once.
 """
@@ -18,15 +20,15 @@ import json
 import logging
 import os
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchError
+from benchmark.record import RECORD_VERSION, Record
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = RECORD_VERSION
 DB_NAME = "bench.db"
 CHECKPOINT_DIR = "checkpoints"
 
@@ -96,15 +98,23 @@ class Store:
                     self.db.execute("ALTER TABLE results ADD COLUMN checksum TEXT")
                 except sqlite3.OperationalError:  # another process added it first
                     pass
-            with self.transaction():
-                found = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                if found is None:
-                    self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                elif int(found[0]) > SCHEMA_VERSION:
-                    raise BenchError(f"{self.path} has schema version {found[0]}; this harness reads up to "
-                                     f"{SCHEMA_VERSION}: upgrade defense-bench")
+            self._check_version()
         except sqlite3.DatabaseError as exc:
             raise BenchError(f"cannot use results store {self.path}: {exc}") from None
+
+    def _check_version(self) -> None:
+        """Refuse a store written by a newer harness; mark a new one current."""
+        with self.transaction():
+            found = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if found is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(found[0]) > SCHEMA_VERSION:
+                raise BenchError(f"{self.path} has schema version {found[0]}; this harness reads up to "
+                                 f"{SCHEMA_VERSION}: upgrade defense-bench")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
 
     def transaction(self) -> _Transaction:
         return _Transaction(self.db)
@@ -135,21 +145,22 @@ class Store:
         return job_hash in self.stored([job_hash])
 
     def stored(self, job_hashes: list[str]) -> set[str]:
-        """Those of ``job_hashes`` with a valid record, in one query, without parsing the records."""
-        return {job_hash for job_hash, text, checksum in self._rows(job_hashes) if _intact(job_hash, text, checksum)}
+        """Those of ``job_hashes`` with a valid record: intact and readable (see ``records``), in one query."""
+        return {record.job_hash for record in self.records(job_hashes)}
 
-    def put(self, record: dict[str, Any]) -> None:
+    def put(self, record: Record) -> None:
         """Store one finished job's record in one transaction (replacing an older record of the same job)."""
-        text = json.dumps(record)
+        text = record.to_text()
         row = (
-            record["job_hash"], record["train_hash"], record["dataset"], record["model"], record["defense"],
-            record["seed"], record["norm"], record["clean_accuracy"], record["train_seconds"],
-            record["eval_seconds"], record["device"], record["environment"].get("git_sha"),
-            record["created_at"], text, hashlib.sha256(text.encode()).hexdigest(),
+            record.job_hash, record.train_hash, record.dataset, record.model, record.defense, record.seed,
+            record.norm, record.clean_accuracy, record.train_seconds, record.eval_seconds, record.device,
+            record.environment.git_sha, record.created_at, text, hashlib.sha256(text.encode()).hexdigest(),
         )
         with self.transaction():
             self.db.execute(f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)}) "
                             f"VALUES ({', '.join('?' * len(RESULT_COLUMNS))})", row)
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
+                            (str(SCHEMA_VERSION), SCHEMA_VERSION))
 
     def _rows(self, job_hashes: list[str] | None) -> list[tuple[str, str, str | None]]:
         if job_hashes is None:
@@ -159,17 +170,19 @@ class Store:
         return self.db.execute(f"SELECT job_hash, record, checksum FROM results WHERE job_hash IN ({marks})",
                                job_hashes).fetchall()
 
-    def records(self, job_hashes: list[str] | None = None) -> list[dict[str, Any]]:
-        """Stored records, oldest first (only those of ``job_hashes`` when given, in that order). A record whose
-        checksum does not match is reported and left out, so its job runs again."""
+    def records(self, job_hashes: list[str] | None = None) -> list[Record]:
+        """Stored records, oldest first (only those of ``job_hashes`` when given, in that order), older versions
+        upgraded. A record whose checksum does not match, or that cannot be read, is reported and left out, so its
+        job runs again."""
         found = {}
         for job_hash, text, checksum in self._rows(job_hashes):
             if not _intact(job_hash, text, checksum):
                 continue
             try:
-                found[job_hash] = json.loads(text)
-            except json.JSONDecodeError:
-                logger.warning("stored result of job %s is unreadable: it will be recomputed", job_hash)
+                found[job_hash] = Record.from_json(json.loads(text))
+            except ValueError as exc:  # json.JSONDecodeError included
+                logger.warning("stored result of job %s is unreadable (%s): it will be recomputed", job_hash,
+                               " ".join(str(exc).split()))
         order = list(found) if job_hashes is None else job_hashes
         return [found[h] for h in order if h in found]
 
@@ -201,8 +214,35 @@ class Store:
         if not path.exists() or sha256_file(path) != row[1]:
             logger.warning("checkpoint %s is missing or corrupted (checksum mismatch): retraining", path)
             return None
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # whatever stops torch from reading it, the file is unusable: say so, retrain
+            logger.warning("checkpoint %s is corrupted (cannot be read safely: %s): retraining", path,
+                           " ".join(str(exc).split())[:200])
+            return None
+        problem = state_dict_problem(state, model)
+        if problem is not None:
+            logger.warning("checkpoint %s is corrupted (%s): retraining", path, problem)
+            return None
+        model.load_state_dict(state)
         return json.loads(row[2])
+
+
+def state_dict_problem(state: Any, model) -> str | None:
+    """Why ``state`` cannot be loaded into ``model`` (checked before loading, so a failed load changes nothing);
+    None when it is a state dict of the model: the same keys, each a tensor of the same shape."""
+    import torch
+
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a state dict"
+    expected = model.state_dict()
+    if set(state) != set(expected):
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        return f"not a state dict of this model: missing keys {missing[:3]}, unexpected keys {unexpected[:3]}"
+    for key, tensor in expected.items():
+        if not isinstance(state[key], torch.Tensor) or state[key].shape != tensor.shape:
+            return f"not a state dict of this model: {key!r} is not a tensor of shape {tuple(tensor.shape)}"
+    return None
 
 
 def _intact(job_hash: str, text: str, checksum: str | None) -> bool:
@@ -224,26 +264,3 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-
-
-def load_model(out: str | os.PathLike = "bench-results", *, defense: str | None = None, job: str | None = None):
-    """Rebuild the model of a stored job (``job`` hash, or the newest job of ``defense``) with its trained weights."""
-    from benchmark import MODELS
-    from benchmark.errors import UnknownNameError
-
-    with Store(out, create=False) as store:
-        records = [r for r in store.records()
-                   if (job is None or r["job_hash"].startswith(job)) and defense in (None, r["defense"])]
-        if not records:
-            wanted = f"job {job!r}" if job else f"defense {defense!r}" if defense else "any job"
-            raise UnknownNameError(f"no stored result for {wanted} in {store.path}")
-        record = records[-1]
-        model = MODELS.get(record["model"])(tuple(record["input_shape"]), record["nb_classes"])
-        if store.load_checkpoint(record["train_hash"], model) is None:
-            raise BenchError(f"the checkpoint of job {record['job_hash']} is missing or corrupted")
-    model.eval()
-    return model
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -61,9 +61,23 @@ def test_summary_aggregates_seeds(board):
         (e["robust_accuracy"][key]["mean"] for e in board.summary), reverse=True)
 
 
+def test_stored_records_are_typed_and_round_trip(store):
+    from benchmark.record import Record
+    from benchmark.store import Store
+
+    with Store(store) as opened:
+        records = opened.records()
+    assert len(records) == 4 and all(isinstance(r, Record) for r in records)
+    for stored in records:
+        assert Record.from_json(json.loads(stored.to_text())) == stored
+        assert len(stored.correct) == stored.n_test and list(stored.runs) == ["fgsm", "pgd", "noise"]  # run order
+        assert all(len(run.broken_at) == stored.n_test for run in stored.runs.values())
+
+
 def test_markdown(board):
     text = render(board, "md")
     assert "| # | defense | model | seeds |" in text and "± " in text and "Mean ± sd over seeds 0, 1" in text
+    assert "| 2 (0,1) |" in text  # the seeds column: how many, and which
     assert "## Attack cost" in text and "(95% CI)" in text
 
 
@@ -72,6 +86,7 @@ def test_csv_parses_back(board):
     assert len(rows) == 4
     for parsed, row in zip(rows, board.rows, strict=True):
         assert parsed["defense"] == row["defense"] and float(parsed["robust_0.1"]) == row["robust_accuracy"]["0.1"]
+        assert parsed["rank"] == ("" if row["rank"] is None else str(row["rank"]))
         low, high = float(parsed["robust_0.1_ci_low"]), float(parsed["robust_0.1_ci_high"])
         assert low <= float(parsed["robust_0.1"]) <= high
 
@@ -80,6 +95,9 @@ def test_json_is_the_documented_schema(board):
     data = json.loads(render(board, "json"))
     assert data["schema_version"] == 2 and data["dataset"] == "synthetic" and data["norm"] == "inf"
     assert data["config"]["seeds"] == [0, 1]
+    trusted = sum(not set(entry["flags"]) & set(data["unreliable_flags"]) for entry in data["summary"])
+    assert [entry["rank"] for entry in data["summary"]] == [*range(1, trusted + 1), *[None] * (2 - trusted)]
+    assert [row["rank"] for row in data["rows"]] == [entry["rank"] for entry in data["summary"] for _ in (0, 1)]
     pgd_at = {"name": "pgd-at", "eps": 0.2, "step": 0.025, "steps": 7, "epochs": 40, "lr": 0.001, "batch_size": 128}
     assert pgd_at in data["config"]["defenses"]
     assert {"config_hash", "versions", "device", "git_sha", "created"} <= set(data["provenance"])

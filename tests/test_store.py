@@ -6,16 +6,21 @@ import torch
 
 import benchmark as bench
 from benchmark.errors import BenchError
+from benchmark.record import AttackRun, Environment, Record
 from benchmark.store import SCHEMA_VERSION, Store
 
 
-def record(job_hash="j1", defense="standard"):
-    return {
-        "job_hash": job_hash, "train_hash": "t1", "dataset": "synthetic", "model": "mlp", "defense": defense,
-        "seed": 0, "norm": "inf", "clean_accuracy": 0.9, "train_seconds": 1.0, "eval_seconds": 2.0, "device": "cpu",
-        "environment": {"git_sha": None}, "created_at": "2026-01-01T00:00:00", "robust_accuracy": {"0.1": 0.5},
-        "input_shape": [1, 6, 6], "nb_classes": 4,
-    }
+def record(job_hash="j1", defense="standard", **fields) -> Record:
+    """A small record of a job that trained ``defense`` on synthetic data (mlp, 1×6×6, 4 classes)."""
+    values = dict(
+        job_hash=job_hash, train_hash="t1", dataset="synthetic", model="mlp", defense=defense, defense_name=defense,
+        defense_params={}, seed=0, norm="inf", eps=(0.0, 0.1), attacks={"fgsm": {}}, quick=True, n_test=4,
+        input_shape=(1, 6, 6), nb_classes=4, clean_accuracy=0.9, robust_accuracy={"0": 0.9, "0.1": 0.5},
+        correct=(1, 1, 1, 0), runs={"fgsm": AttackRun(seconds=0.5, grad_evals=4, queries=8, broken_at=(1, 2, 1, 0))},
+        train_seconds=1.0, train_grad_evals=10, train_cached=False, eval_seconds=2.0, device="cpu", batch_size=128,
+        environment=Environment(git_sha=None), created_at="2026-01-01T00:00:00",
+    )
+    return Record(**{**values, **fields})
 
 
 def test_put_and_read_back(tmp_path):
@@ -24,24 +29,24 @@ def test_put_and_read_back(tmp_path):
         store.put(record())
         store.put(record("j2", "pgd-at"))
         assert store.has("j1")
-        assert [r["defense"] for r in store.records()] == ["standard", "pgd-at"]
-        assert [r["job_hash"] for r in store.records(["j2", "missing", "j1"])] == ["j2", "j1"]
+        assert store.records() == [record(), record("j2", "pgd-at")]  # typed, equal field by field
+        assert [r.job_hash for r in store.records(["j2", "missing", "j1"])] == ["j2", "j1"]
     db = sqlite3.connect(tmp_path / "bench.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     assert db.execute("SELECT clean_accuracy, typeof(clean_accuracy) FROM results WHERE job_hash='j1'").fetchone() \
         == (0.9, "real")
-    assert json.loads(db.execute("SELECT record FROM results WHERE job_hash='j2'").fetchone()[0])["defense"] == "pgd-at"
+    text = db.execute("SELECT record FROM results WHERE job_hash='j2'").fetchone()[0]
+    assert json.loads(text)["defense"] == "pgd-at" and json.loads(text)["schema_version"] == SCHEMA_VERSION
+    assert '"broken_at":[1,2,1,0]' in text  # per-sample arrays stay compact
 
 
 def test_failed_write_leaves_store_intact(tmp_path):
     with Store(tmp_path) as store:
         store.put(record())
-        broken = record("j2")
-        del broken["clean_accuracy"]
-        with pytest.raises(KeyError):
-            store.put(broken)
-        assert [r["job_hash"] for r in store.records()] == ["j1"]
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            store.put(record("j2", defense_params={"unwritable": object()}))
+        assert [r.job_hash for r in store.records()] == ["j1"]
 
 
 def test_newer_schema_is_refused(tmp_path):
@@ -69,7 +74,10 @@ def test_checkpoint_roundtrip_and_corruption(tmp_path, caplog):
         for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True):
             assert torch.equal(a, b)
         store.put(record())
-        assert isinstance(bench.load_model(tmp_path, defense="standard"), torch.nn.Module)
+        loaded = bench.load_model(tmp_path, defense="standard")
+        assert isinstance(loaded, torch.nn.Module) and not loaded.training
+        for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
         path.write_bytes(path.read_bytes()[:100])  # truncated
         assert store.load_checkpoint("t1", fresh) is None
         assert "corrupted" in caplog.text
@@ -85,7 +93,7 @@ def test_tampered_record_is_left_out_and_reported(tmp_path, caplog):
         with store.transaction():
             store.db.execute("UPDATE results SET record = replace(record, '0.9', '0.1') WHERE job_hash = 'j2'")
         assert not store.has("j2") and store.has("j1")
-        assert [r["job_hash"] for r in store.records()] == ["j1"]
+        assert [r.job_hash for r in store.records()] == ["j1"]
         assert "stored result of job j2 is corrupted" in caplog.text
         store.put(record("j2", "pgd-at"))  # recomputed: replaced in place
         assert store.has("j2")
@@ -137,3 +145,104 @@ def test_dataset_facts_are_recorded_per_source_and_checked_by_the_runner(tmp_pat
         stale = dataclasses.replace(job, data_fingerprint="0" * 16)
         with pytest.raises(BenchError, match="holds other data than when this run was planned.*--fresh"):
             run_job(stale, store)
+
+
+def plant_checkpoint(store: Store, train_hash: str, content) -> None:
+    """Replace the checkpoint of ``train_hash`` with ``content`` and record the new file's checksum, so the checksum
+    matches and only the content is wrong."""
+    from benchmark.store import sha256_file
+
+    path = store.root / store.db.execute("SELECT file FROM checkpoints WHERE train_hash = ?",
+                                         (train_hash,)).fetchone()[0]
+    torch.save(content, path)
+    with store.transaction():
+        store.db.execute("UPDATE checkpoints SET sha256 = ? WHERE train_hash = ?", (sha256_file(path), train_hash))
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ([torch.zeros(3)], "it holds a list, not a state dict"),
+        ({"weight": torch.zeros(3)}, "not a state dict of this model: missing keys"),
+        ("shape", "is not a tensor of shape"),
+    ],
+)
+def test_checkpoint_that_is_not_a_state_dict_is_reported_in_one_line_and_not_loaded(tmp_path, caplog, content,
+                                                                                     reason):
+    model = bench.MODELS.get("mlp")((1, 6, 6), 4)
+    with Store(tmp_path) as store:
+        store.save_checkpoint("t1", model, {"train_seconds": 1.0, "train_grad_evals": 1})
+        if content == "shape":  # the right keys, one tensor of the wrong shape
+            content = {key: value[..., :1] if index == 0 else value
+                       for index, (key, value) in enumerate(model.state_dict().items())}
+        plant_checkpoint(store, "t1", content)
+        fresh = bench.MODELS.get("mlp")((1, 6, 6), 4)
+        before = {key: value.clone() for key, value in fresh.state_dict().items()}
+        assert store.load_checkpoint("t1", fresh) is None
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert reason in warning and "retraining" in warning and "\n" not in warning
+    assert all(torch.equal(before[key], value) for key, value in fresh.state_dict().items())  # nothing half-loaded
+
+
+def test_job_with_a_checkpoint_that_is_not_a_state_dict_retrains_to_the_same_numbers(tmp_path, caplog):
+    from benchmark.config import build_config
+    from benchmark.plan import plan
+    from benchmark.runner import run_job
+
+    config = build_config(None, {"dataset": "synthetic", "model": "mlp", "defenses": "standard:epochs=2",
+                                 "attacks": "fgsm", "out": str(tmp_path), "device": "cpu", "n_test": "40"})
+    (job,) = plan(config)
+    with Store(tmp_path) as store:
+        first = run_job(job, store)
+        plant_checkpoint(store, job.train_hash, [torch.zeros(2), torch.ones(2)])  # torch.save of a list
+        again = run_job(job, store)
+    assert "holds a list, not a state dict" in caplog.text and "retraining" in caplog.text
+    assert not again.train_cached
+    assert (again.clean_accuracy, again.robust_accuracy, again.correct) == \
+        (first.clean_accuracy, first.robust_accuracy, first.correct)
+
+
+@pytest.fixture
+def negating_defense():
+    """A defense whose test-time wrapper negates the logits: what the attacks see differs from the trained network."""
+    from dataclasses import dataclass
+
+    from defenses.standard import Standard
+
+    class Negate(torch.nn.Module):
+        def forward(self, x):
+            return -x
+
+    @dataclass(frozen=True)
+    class Negating(Standard):
+        """Standard training; at test time the logits are negated."""
+
+        def inference_model(self, model):
+            return torch.nn.Sequential(model, Negate())
+
+    bench.DEFENSES.add("negating", Negating)
+    yield "negating"
+    bench.DEFENSES.remove("negating")
+
+
+def test_load_model_returns_what_the_attacks_saw(tmp_path, negating_defense):
+    from benchmark.config import build_config
+    from benchmark.executors import run_jobs
+    from benchmark.plan import load_dataset, plan
+
+    config = build_config(None, {"dataset": "synthetic", "model": "mlp", "defenses": f"{negating_defense}:epochs=4",
+                                 "attacks": "fgsm", "out": str(tmp_path), "device": "cpu"})
+    run_jobs(plan(config), config.out, executor="inline")  # the defense is registered in this process only
+    with Store(tmp_path) as store:
+        (stored,) = store.records()
+    data = load_dataset("synthetic")
+
+    def accuracy(model) -> float:
+        with torch.no_grad():
+            return float((model(torch.from_numpy(data.x_test)).argmax(1).numpy() == data.y_test).mean())
+
+    seen = bench.load_model(tmp_path, defense=stored.defense)
+    raw = bench.load_model(tmp_path, defense=stored.defense, raw=True)
+    assert isinstance(seen, torch.nn.Sequential) and not seen.training and not raw.training
+    assert accuracy(seen) == stored.clean_accuracy  # the attacked model, whose clean accuracy the record holds
+    assert accuracy(raw) != stored.clean_accuracy  # the network alone answers otherwise

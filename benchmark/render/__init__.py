@@ -23,11 +23,11 @@ def render(board: Leaderboard, fmt: str, **options) -> str:
 
 def write_all(board: Leaderboard, directory: Path, stem: str = "leaderboard") -> list[Path]:
     """Every format as ``stem.<fmt>`` plus the plots (PNG and SVG) in ``directory``."""
+    from benchmark.fileio import write_text
     from benchmark.render.plots import write_plots
 
     written = []
     for fmt in FORMATS:
         path = directory / f"{stem}.{fmt}"
-        path.write_text(render(board, fmt), encoding="utf-8")
-        written.append(path)
+        written.append(write_text(path, render(board, fmt)))
     return written + write_plots(board, directory, stem)

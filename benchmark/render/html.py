@@ -15,6 +15,8 @@ from benchmark.leaderboard import (
     legend_lines,
     per_attack_note,
     percent,
+    rank_text,
+    seeds_text,
     stat_text,
 )
 
@@ -26,6 +28,7 @@ th.text, td.text { text-align: left; }
 #board th { cursor: pointer; user-select: none; background: #f4f4f4; }
 #board th[aria-sort=ascending]::after { content: " ▲"; }
 #board th[aria-sort=descending]::after { content: " ▼"; }
+tr.unreliable td { color: #777; }
 .flag { background: #fde2e1; color: #8a1c1c; border-radius: .3rem; padding: 0 .3rem; margin-right: .2rem; }
 .plots { display: flex; flex-wrap: wrap; gap: 1rem; }
 .plots figure { margin: 0; flex: 1 1 28rem; }
@@ -63,17 +66,21 @@ def flags_html(flags: list[str]) -> str:
 
 
 def board_table(board: Leaderboard) -> str:
+    """The sortable main table, in rank order: "#" holds the rank ("—" for an unreliable row, which sorts after
+    every ranked one)."""
     eps_columns = [e for e in board.eps if e > 0]
-    headers = ["defense", "model", "seeds", "clean %", *[f"ε={e:g} %" + (" ★" if e == board.headline_eps else "")
-                                                        for e in eps_columns], "train s", "eval s", "flags"]
+    headers = ["#", "defense", "model", "seeds", "clean %",
+               *[f"ε={e:g} %" + (" ★" if e == board.headline_eps else "") for e in eps_columns], "train s", "eval s",
+               "flags"]
     text_columns = {"defense", "model", "seeds", "flags"}
     head = "".join(f'<th class="text">{escape(h)}</th>' if h in text_columns else f"<th>{escape(h)}</th>"
                    for h in headers)
     rows = []
-    for entry in board.summary:
-        cells = [cell(entry["defense"], entry["defense"], numeric=False),
+    for position, entry in enumerate(board.summary, start=1):
+        cells = [cell(rank_text(entry["rank"]), position),
+                 cell(entry["defense"], entry["defense"], numeric=False),
                  cell(entry["model"], entry["model"], numeric=False),
-                 cell(",".join(map(str, entry["seeds"])), len(entry["seeds"]), numeric=False),
+                 cell(seeds_text(entry["seeds"]), len(entry["seeds"]), numeric=False),
                  cell(stat_text(entry["clean_accuracy"]), entry["clean_accuracy"]["mean"])]
         for e in eps_columns:
             stat = entry["robust_accuracy"][eps_key(e)]
@@ -81,7 +88,8 @@ def board_table(board: Leaderboard) -> str:
         cells += [cell(f"{entry['train_seconds']:.1f}", entry["train_seconds"]),
                   cell(f"{entry['eval_seconds']:.1f}", entry["eval_seconds"]),
                   f'<td class="text" data-value="{len(entry["flags"])}">{flags_html(entry["flags"])}</td>']
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+        css = "" if entry["rank"] is not None else ' class="unreliable"'
+        rows.append(f"<tr{css}>" + "".join(cells) + "</tr>")
     return f'<table id="board"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -132,8 +140,9 @@ def render(board: Leaderboard) -> str:
 <body>
 <h1>{escape(title)}</h1>
 <p>Worst-case robust accuracy (%) over the attacks {escape(", ".join(board.attacks))}: a sample counts as robust at
-ε only if every attack at every ε' ≤ ε failed on it. Sorted by ε = {board.headline_eps:g} (★); click a column to
-sort. {board.summary[0]["n_test"]} test samples.</p>
+ε only if every attack at every ε' ≤ ε failed on it. Ranked by ε = {board.headline_eps:g} (★); a row whose flags
+make its robust accuracy untrustworthy is ranked — and listed after every ranked row. Click a column to sort.
+{board.summary[0]["n_test"]} test samples.</p>
 {board_table(board)}
 <h2>Validity flags</h2>
 <ul id="legend">{legend or "<li>No flag fired.</li>"}</ul>

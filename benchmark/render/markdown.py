@@ -38,7 +38,8 @@ def render(board: Leaderboard) -> str:
         f"# Leaderboard: {board.dataset}, {norm}",
         "",
         f"Worst-case robust accuracy (%) over the attacks {', '.join(board.attacks)}: a sample counts as robust at ε "
-        f"only if every attack at every ε' ≤ ε failed on it. Sorted by ε = {board.headline_eps:g} (★). "
+        f"only if every attack at every ε' ≤ ε failed on it. Ranked by ε = {board.headline_eps:g} (★); a row whose "
+        f"flags make its robust accuracy untrustworthy is ranked — and listed last. "
         + (f"Mean ± sd over seeds {', '.join(map(str, seeds))}." if len(seeds) > 1 else f"Seed {seeds[0]}."),
         "",
         *table(*table_cells(board)),

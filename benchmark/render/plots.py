@@ -18,7 +18,7 @@ def robustness_figure(board: Leaderboard):
         keys = [eps_key(e) for e in board.eps]
         means = [100 * entry["robust_accuracy"][k]["mean"] for k in keys]
         sds = [100 * entry["robust_accuracy"][k]["sd"] for k in keys]
-        axes.errorbar(board.eps, means, yerr=sds, marker="o", markersize=3, capsize=2, label=entry["defense"])
+        axes.errorbar(board.eps, means, yerr=sds, marker="o", markersize=3, capsize=2, label=legend_label(entry))
     axes.axvline(board.headline_eps, color="grey", linestyle=":", linewidth=1)
     axes.set_xlabel(f"ε (L{'∞' if board.norm == 'inf' else board.norm})")
     axes.set_ylabel("worst-case robust accuracy (%)")
@@ -38,7 +38,7 @@ def cost_figure(board: Leaderboard):
     for entry in board.summary:
         stat = entry["robust_accuracy"][key]
         axes.errorbar([entry["train_seconds"]], [100 * stat["mean"]], yerr=[100 * stat["sd"]], marker="o", capsize=2,
-                      label=entry["defense"])
+                      label=legend_label(entry))
     axes.set_xscale("log")
     axes.set_xlabel("training time (s, log scale)")
     axes.set_ylabel(f"robust accuracy at ε = {key} (%)")
@@ -46,6 +46,11 @@ def cost_figure(board: Leaderboard):
     axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
     return figure
+
+
+def legend_label(entry: dict) -> str:
+    """A defense as the plots' legends name it: unranked rows (untrustworthy robust accuracy) say so."""
+    return entry["defense"] + (" (unreliable)" if entry["rank"] is None else "")
 
 
 def figures(board: Leaderboard) -> dict:
@@ -61,10 +66,12 @@ def svg_text(figure) -> str:
 
 
 def write_plots(board: Leaderboard, directory: Path, stem: str = "leaderboard") -> list[Path]:
+    """Both figures as PNG and SVG, each written atomically (``benchmark.fileio``)."""
+    from benchmark.fileio import write_figure
+
     written = []
     for name, figure in figures(board).items():
         for fmt in ("png", "svg"):
             path = directory / f"{stem}-{name}.{fmt}"
-            figure.savefig(path, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
-            written.append(path)
+            written.append(write_figure(path, figure, fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None))
     return written

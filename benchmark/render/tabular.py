@@ -1,4 +1,5 @@
-"""CSV: one line per (defense, model, seed) with every accuracy, its Wilson interval, costs and flags."""
+"""CSV: one line per (defense, model, seed), in rank order, with its rank (empty for a row whose flags make its robust
+accuracy untrustworthy), every accuracy, its Wilson interval, costs and flags."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from benchmark.leaderboard import Leaderboard, attack_columns, eps_key
 
 def render(board: Leaderboard) -> str:
     keys = [eps_key(e) for e in board.eps if e > 0]
-    header = ["defense", "model", "seed", "clean_accuracy", "clean_ci_low", "clean_ci_high"]
+    header = ["rank", "defense", "model", "seed", "clean_accuracy", "clean_ci_low", "clean_ci_high"]
     for key in keys:
         header += [f"robust_{key}", f"robust_{key}_ci_low", f"robust_{key}_ci_high"]
     header += [f"{column}_{board.headline_key}" for column in attack_columns(board)]
@@ -19,7 +20,8 @@ def render(board: Leaderboard) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for row in board.rows:
-        line = [row["defense"], row["model"], row["seed"], row["clean_accuracy"], *row["clean_ci"]]
+        line = ["" if row["rank"] is None else row["rank"], row["defense"], row["model"], row["seed"],
+                row["clean_accuracy"], *row["clean_ci"]]
         for key in keys:
             line += [row["robust_accuracy"][key], *row["robust_ci"][key]]
         line += [row["per_attack"].get(a, {}).get(board.headline_key, "") for a in board.attacks]

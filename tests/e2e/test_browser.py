@@ -55,6 +55,14 @@ def column_values(driver, column: int) -> list[float]:
         f".map(r => parseFloat(r.cells[{column}].dataset.value));")
 
 
+def column_texts(driver, title: str) -> list[str]:
+    """The visible text of the board column headed ``title``, top to bottom."""
+    return driver.execute_script(
+        "var i = Array.from(document.querySelectorAll('#board thead th')).findIndex(h => h.textContent === "
+        f"{title!r}); return Array.from(document.querySelectorAll('#board tbody tr'))"
+        ".map(r => r.cells[i].textContent);")
+
+
 def test_page_loads_without_console_errors(browser, page):
     browser.get(page.as_uri())
     assert browser.title.startswith("Leaderboard: synthetic")
@@ -62,13 +70,13 @@ def test_page_loads_without_console_errors(browser, page):
     assert errors == []
 
 
-def test_one_row_per_defense(browser, page):
-    from selenium.webdriver.common.by import By
-
+def test_one_row_per_defense_in_rank_order(browser, page):
     browser.get(page.as_uri())
-    names = [row.find_element(By.CSS_SELECTOR, "td").text for row in
-             browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")]
-    assert sorted(names) == sorted(DEFENSES)
+    assert sorted(column_texts(browser, "defense")) == sorted(DEFENSES)
+    ranks = column_texts(browser, "#")
+    ranked = [rank for rank in ranks if rank != "—"]
+    assert ranked == [str(i) for i in range(1, len(ranked) + 1)]
+    assert ranks == ranked + ["—"] * (len(ranks) - len(ranked))  # unranked rows last
 
 
 def test_clicking_a_header_sorts_the_rows(browser, page):
@@ -77,6 +85,7 @@ def test_clicking_a_header_sorts_the_rows(browser, page):
     browser.get(page.as_uri())
     headers = browser.find_elements(By.CSS_SELECTOR, "#board thead th")
     clean = next(i for i, h in enumerate(headers) if h.text.startswith("clean"))
+    ranked_order = column_texts(browser, "defense")
     before = column_values(browser, clean)
     headers[clean].click()
     ascending = column_values(browser, clean)
@@ -84,12 +93,12 @@ def test_clicking_a_header_sorts_the_rows(browser, page):
     assert headers[clean].get_attribute("aria-sort") == "ascending"
     headers[clean].click()
     assert column_values(browser, clean) == sorted(before, reverse=True)
-    names_by_clean = [r.find_element(By.CSS_SELECTOR, "td").text for r in
-                      browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")]
+    names_by_clean = column_texts(browser, "defense")
     next(h for h in headers if h.text == "defense").click()  # text columns sort by name
-    names = [r.find_element(By.CSS_SELECTOR, "td").text for r in
-             browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")]
+    names = column_texts(browser, "defense")
     assert names == sorted(names) and sorted(names_by_clean) == names
+    next(h for h in headers if h.text == "#").click()  # back to rank order, unranked rows last
+    assert column_texts(browser, "defense") == ranked_order
 
 
 def test_plots_render(browser, page):
