@@ -1,4 +1,6 @@
-"""The ``bench`` command line. Only this module prints; everything else logs.
+"""The ``bench`` command line: the group, ``list`` and ``evaluate``; the report commands (``leaderboard``,
+``compare``, ``check``) live in ``benchmark.cli_reports`` and are added here. Only the CLI modules print (through
+``benchmark.console``); everything else logs.
 
 Imports of torch and ART happen inside the commands that need them, so ``bench --help`` and ``bench list`` stay
 fast. Every error is one line on stderr with exit code 2; results already stored are never touched by an error.
@@ -6,48 +8,23 @@ fast. Every error is one line on stderr with exit code 2; results already stored
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-import sys
 from typing import Any
 
 import click
 
-from benchmark.errors import BenchError
+from benchmark import cli_reports
+from benchmark.console import (
+    OneLineErrors,
+    dry_run_option,
+    print_board,
+    print_plan,
+    progress_reporter,
+    setup_logging,
+    time_limit,
+    time_limit_option,
+)
 
 KINDS = ("defenses", "attacks", "datasets", "models")
-
-
-class OneLineErrors(click.Group):
-    """A group whose errors (click's usage errors and ours alike) print one line and exit 2, never a traceback."""
-
-    def main(self, args=None, prog_name=None, **extra: Any):  # type: ignore[override]
-        try:
-            code = super().main(args=args, prog_name=prog_name or "bench", standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-            sys.exit(0)
-        except click.UsageError as exc:
-            command = exc.ctx.command_path if exc.ctx else "bench"
-            fail(f"{exc.format_message()} (see '{command} --help')")
-        except click.ClickException as exc:
-            fail(exc.format_message())
-        except BenchError as exc:
-            fail(str(exc))
-        except (click.Abort, KeyboardInterrupt):
-            click.echo("bench: interrupted; finished jobs are kept in the store", err=True)
-            sys.exit(130)
-        except Exception as exc:  # a bug, not bad input: one line, the traceback only with -v
-            if logging.getLogger().isEnabledFor(logging.INFO):
-                raise
-            fail(f"internal error: {type(exc).__name__}: {exc} (finished jobs are kept; rerun with -v for the "
-                 f"traceback)", code=1)
-        sys.exit(code if isinstance(code, int) else 0)
-
-
-def fail(message: str, code: int = 2) -> None:
-    click.echo(f"bench: error: {' '.join(message.split())}", err=True)
-    sys.exit(code)
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,10 +60,10 @@ def list_command(kind: str | None) -> None:
 
 
 def describe_params(plugin: Any) -> str:
-    """``key=default`` for each constructor field, plus the attack tags."""
-    parts = []
-    if dataclasses.is_dataclass(plugin):
-        parts += [f"{f.name}={f.default}" for f in dataclasses.fields(plugin) if f.init]
+    """``key=default [range]`` for each constructor field, plus the attack tags."""
+    from benchmark.constraints import describe_fields
+
+    parts = describe_fields(plugin)
     if hasattr(plugin, "needs_grad"):
         tags = ["norms=" + ",".join(f"L{n}" for n in plugin.norms)]
         tags += [t for t in ("needs_grad", "black_box", "minimal_norm") if getattr(plugin, t)]
@@ -119,99 +96,46 @@ def describe_params(plugin: Any) -> str:
                                       "else inline.")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
 @click.option("--address", help="Ray cluster address (with --executor ray; default: a local cluster).")
+@time_limit_option
+@dry_run_option
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
 def evaluate(config_file: str | None, fresh: bool, executor: str, workers: int | None, address: str | None,
-             verbose: bool, **options: Any) -> None:
+             time_limit_s: float | None, dry_run: bool, verbose: bool, **options: Any) -> None:
     """Train each defense, attack it over the ε sweep, and print the leaderboard."""
-    from benchmark.config import build_config, load_toml
+    from benchmark.evaluate import evaluate as run_evaluation
+    from benchmark.fileio import disk_errors
 
     setup_logging(verbose)
+    if dry_run:
+        print_plan(evaluation_config(config_file, options, create_out=False), fresh=fresh)
+        return
+    with time_limit(time_limit_s):
+        config = evaluation_config(config_file, options)
+        with disk_errors(config.out), progress_reporter() as on_event:
+            board = run_evaluation(config, fresh=fresh, executor=executor, workers=workers, address=address,
+                                   on_event=on_event)
+    print_board(board)
+    if config.quick:
+        click.echo("Quick run: fewer epochs and test samples; not for comparison with full runs.")
+    files = cli_reports.write_leaderboards(config.out, board)
+    click.echo(f"Wrote {' and '.join(map(str, files))}; results and checkpoints in {config.out}")
+
+
+def evaluation_config(config_file: str | None, options: dict[str, Any], *, create_out: bool = True):
+    """The ``EvalConfig`` of ``bench evaluate``: the TOML file, overridden by the options given (``create_out``:
+    see ``build_config``)."""
+    from benchmark.config import SEED_COUNT, build_config, load_toml, parse_value
+
     n_seeds = options.pop("n_seeds")
     if n_seeds is not None:
         if options["seeds"] is not None:
             raise click.UsageError("give --seed or --seeds, not both")
-        if n_seeds < 1:
-            raise click.UsageError(f"--seeds: must be at least 1, got {n_seeds}")
+        n_seeds = parse_value(n_seeds, "--seeds", SEED_COUNT)
         options["seeds"] = ",".join(str(seed) for seed in range(n_seeds))
     overrides = {key: value for key, value in options.items() if value is not None}
     file_values = load_toml(config_file) if config_file else None
-    config = build_config(file_values, overrides, file_label=str(config_file))
-
-    from benchmark.evaluate import evaluate as run_evaluation
-    from benchmark.render import render
-
-    with progress_reporter() as on_event:
-        board = run_evaluation(config, fresh=fresh, executor=executor, workers=workers, address=address,
-                               on_event=on_event)
-    for fmt in ("md", "json"):
-        (config.out / f"leaderboard.{fmt}").write_text(render(board, fmt), encoding="utf-8")
-    print_board(board)
-    if config.quick:
-        click.echo("Quick run: fewer epochs and test samples; not for comparison with full runs.")
-    click.echo(f"Wrote {config.out / 'leaderboard.md'} and {config.out / 'leaderboard.json'}; "
-               f"results and checkpoints in {config.out}")
+    return build_config(file_values, overrides, file_label=str(config_file), create_out=create_out)
 
 
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(format="bench: %(levelname)s: %(name)s: %(message)s")
-    if verbose or not logging.getLogger().isEnabledFor(logging.INFO):
-        logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
-
-
-class progress_reporter:  # noqa: N801 - used as a context manager like a function
-    """Two rich progress bars on stderr: one over jobs, one over the current job's steps (training, each attack)."""
-
-    def __enter__(self):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=Console(stderr=True))
-        self.progress.start()
-        self.jobs = self.steps = None
-        return self.on_event
-
-    def on_event(self, kind: str, **fields: Any) -> None:
-        if kind == "start":
-            skipped = fields["total"] - fields["todo"]
-            label = "jobs" + (f" ({skipped} cached)" if skipped else "")
-            self.jobs = self.progress.add_task(label, total=fields["todo"])
-        elif kind == "phase":
-            if self.steps is None:
-                self.steps = self.progress.add_task("", total=fields["steps"])
-            self.progress.update(self.steps, description=fields["text"], completed=fields["step"],
-                                 total=fields["steps"])
-        elif kind == "done" and self.jobs is not None:
-            self.progress.advance(self.jobs)
-            if self.steps is not None:
-                self.progress.update(self.steps, completed=self.progress.tasks[self.steps].total,
-                                     description=f"finished {fields['record']['defense']}")
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-
-def print_board(board) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    from benchmark.leaderboard import TEXT_COLUMNS, legend_lines, table_cells
-
-    header, body = table_cells(board)
-    norm = "L∞" if board.norm == "inf" else f"L{board.norm}"
-    table = Table(title=f"{board.dataset} · {norm} · worst case over {', '.join(board.attacks)} (%)")
-    for column in header:
-        if column == "defense":
-            table.add_column(column, overflow="fold", ratio=1)
-        else:
-            table.add_column(column, justify="left" if column in TEXT_COLUMNS else "right", no_wrap=True)
-    for cells in body:
-        table.add_row(*(Text(cell) for cell in cells))  # Text: no rich markup in user strings
-    console = Console(width=max(140, Console().width))
-    console.print(table)
-    for line in legend_lines(board):
-        console.print(f"  • {line}", highlight=False, markup=False)
-
-
-from benchmark import cli_reports  # noqa: E402,F401  (registers leaderboard, compare and check)
+for command in cli_reports.COMMANDS:
+    main.add_command(command)

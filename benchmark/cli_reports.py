@@ -1,15 +1,27 @@
-"""``bench leaderboard``, ``bench compare`` and ``bench check``: reports from stored results, and the CI gate."""
+"""``bench leaderboard``, ``bench compare`` and ``bench check``: reports from stored results, and the CI gate.
+``benchmark.cli`` adds ``COMMANDS`` to the ``bench`` group; this module does not import it."""
 
 from __future__ import annotations
 
 import json
+import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from benchmark.cli import main, print_board, progress_reporter, setup_logging
+from benchmark.console import (
+    dry_run_option,
+    print_board,
+    print_diff,
+    print_plan,
+    progress_reporter,
+    setup_logging,
+    time_limit,
+    time_limit_option,
+)
 from benchmark.errors import BenchError, ConfigError
 
 FORMAT_CHOICES = ("md", "csv", "json", "tex", "html", "all")
@@ -17,7 +29,7 @@ FORMAT_CHOICES = ("md", "csv", "json", "tex", "html", "all")
 
 def load_board(store_path: str, dataset: str | None, norm: str | None, defenses: list[str] | None = None):
     """The leaderboard of a store: its newest (dataset, norm, ε grid, survivor mode) unless filtered."""
-    from benchmark.leaderboard import build_leaderboard, same_kind_key
+    from benchmark.leaderboard import build_leaderboard
     from benchmark.store import Store
 
     try:
@@ -25,18 +37,16 @@ def load_board(store_path: str, dataset: str | None, norm: str | None, defenses:
             records = store.records()
     except BenchError as exc:
         raise ConfigError(f"--store: {exc}") from None
-    records = [r for r in records if dataset in (None, r["dataset"]) and norm in (None, r["norm"])]
+    records = [r for r in records if dataset in (None, r.dataset) and norm in (None, r.norm)]
     if defenses is not None:
-        records = [r for r in records if r["defense"] in defenses]
+        records = [r for r in records if r.defense in defenses]
     if not records:
         raise ConfigError(f"--store: no stored results in {store_path} match the filters")
-    newest = records[-1]
-    kind = ("dataset", "norm", "eps", "survivors")
-    same = [r for r in records if all(same_kind_key(r, k) == same_kind_key(newest, k) for k in kind)]
+    same = [r for r in records if r.board_key == records[-1].board_key]  # the newest record's kind
     return build_leaderboard(same)
 
 
-@main.command()
+@click.command()
 @click.option("--store", "store_path", default="bench-results", show_default=True, help="Results directory.")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="md", show_default=True)
 @click.option("--out", "out_path", help="File to write (a directory with --format all); default: stdout.")
@@ -47,32 +57,59 @@ def load_board(store_path: str, dataset: str | None, norm: str | None, defenses:
 def leaderboard(store_path: str, fmt: str, out_path: str | None, dataset: str | None, norm: str | None,
                 uncertainty: str) -> None:
     """Render the stored results as Markdown, CSV, JSON, LaTeX or HTML (with PNG and SVG plots), training nothing."""
+    from benchmark.fileio import make_directory, write_text
     from benchmark.render import render, write_all
     from benchmark.render.plots import write_plots
 
     board = load_board(store_path, dataset, norm)
     if fmt == "all":
-        directory = Path(out_path or store_path)
-        directory.mkdir(parents=True, exist_ok=True)
-        for path in write_all(board, directory):
+        for path in write_all(board, make_directory(out_path or store_path, "--out")):
             click.echo(f"wrote {path}")
         return
     text = render(board, fmt, **({"uncertainty": uncertainty} if fmt == "tex" else {}))
     if out_path is None:
         click.echo(text, nl=False)
         return
-    target = Path(out_path)
-    try:
-        target.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--out: cannot write {target}: {exc.strerror or exc}") from None
+    target = write_text(out_path, text)
     click.echo(f"wrote {target}")
     if fmt == "html":
         for path in write_plots(board, target.parent, target.stem):
             click.echo(f"wrote {path}")
 
 
-@main.command()
+def write_leaderboards(out: Path, board) -> list[Path]:
+    """``leaderboard.md`` and ``leaderboard.json`` in ``out`` after ``bench evaluate``: every stored result with
+    the run's settings (``stored_board``), so runs that share ``out`` add up instead of overwriting each other."""
+    from benchmark.fileio import write_text
+    from benchmark.render import render
+
+    merged = stored_board(out, board)
+    return [write_text(Path(out) / f"leaderboard.{fmt}", render(merged, fmt)) for fmt in ("md", "json")]
+
+
+def stored_board(out: Path, board):
+    """The leaderboard of every stored record with the settings of ``board``'s records (dataset, norm, model, ε
+    grid, attacks, test samples, quick, survivor mode): the newest record per (defense, model, seed)."""
+    from benchmark.leaderboard import build_leaderboard
+    from benchmark.store import Store
+
+    with Store(out) as store:
+        records = store.records()
+    this_run = {row["provenance"]["job_hash"] for row in board.rows}
+    wanted = {settings(record) for record in records if record.job_hash in this_run}
+    newest = {}
+    for record in records:  # oldest first: a newer record of the same row replaces an older one
+        if settings(record) in wanted:
+            newest[record.defense, record.model, record.seed] = record
+    return build_leaderboard(list(newest.values()), headline_eps=board.headline_eps)
+
+
+def settings(record) -> tuple:
+    """What rows on one ``leaderboard.md`` share: everything of a job but the defense and the seed."""
+    return record.board_key, record.model, json.dumps(record.attacks), record.n_test, record.quick
+
+
+@click.command()
 @click.argument("a")
 @click.argument("b")
 @click.option("--store", "store_path", default="bench-results", show_default=True,
@@ -108,25 +145,7 @@ def compare(a: str, b: str, store_path: str, dataset: str | None, norm: str | No
         raise ConfigError("nothing to compare: no (defense, model, seed) is in both")
     click.echo(f"Paired comparison {title} (accuracy %, McNemar p-value on the same samples)")
     for label, pairs in groups.items():
-        print_diff(diff(pairs, eps, label))
-
-
-def print_diff(lines, *, show_status: bool = False) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table()
-    for column in ("row", "metric", "before", "after", "Δ", "p", *(("status",) if show_status else ())):
-        table.add_column(column, justify="left" if column in ("row", "metric", "status") else "right")
-    for line in lines:
-        p_value = "–" if line.p_value is None else f"{line.p_value:.3g}"
-        cells = [line.label, line.metric, f"{100 * line.before:.1f}", f"{100 * line.after:.1f}",
-                 f"{100 * line.delta:+.1f}", p_value]
-        if show_status:
-            cells.append(line.status.upper() if line.status != "ok" else "ok")
-        table.add_row(*(Text(cell) for cell in cells))
-    Console(width=max(120, Console().width)).print(table)
+        print_diff(diff(pairs, eps, label), sides=(a, b))
 
 
 def read_baseline(path: str) -> dict[str, Any]:
@@ -145,47 +164,89 @@ def read_baseline(path: str) -> dict[str, Any]:
     for key in ("config", "rows", "eps"):
         if key not in baseline:
             raise ConfigError(f"--baseline: {path} has no {key!r}; regenerate it with bench evaluate")
+    for field, value in numbers(baseline):
+        problem = number_problem(field, value, len(baseline["eps"]) if isinstance(baseline["eps"], list) else 0)
+        if problem:
+            raise ConfigError(f"--baseline: {path} is malformed: {field_name(field)} is {value!r}; expected "
+                              f"{problem}")
     return baseline
 
 
-@main.command()
+#: Baseline fields holding fractions in [0, 1] (a key anywhere on the number's path), and fields that are ≥ 0
+#: (by name, or by the suffix of the name).
+FRACTIONS = frozenset({"clean_accuracy", "robust_accuracy", "per_attack", "clean_ci", "robust_ci"})
+NON_NEGATIVE = frozenset({"eps", "headline_eps", "seed", "seeds", "n_test", "batch_size"})
+NON_NEGATIVE_SUFFIXES = ("_seconds", "_grad_evals", "_queries", "_sample_runs")
+
+
+def numbers(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, float]]:
+    """Every number in a parsed JSON value, with its path of keys and list indices (booleans are not numbers)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from numbers(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from numbers(item, (*path, index))
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield path, value
+
+
+def number_problem(path: tuple, value: float, n_eps: int) -> str | None:
+    """What a baseline number at ``path`` should be, if it is not (None when it is fine)."""
+    keys = {key for key in path if isinstance(key, str)}
+    if not math.isfinite(value):
+        return "a finite number"
+    if keys & FRACTIONS and not 0 <= value <= 1:
+        return "a fraction in [0, 1]"
+    if "worst_broken_at" in keys and not (float(value).is_integer() and 0 <= value <= n_eps):
+        return f"an ε index from 0 to {n_eps}"
+    if (keys & NON_NEGATIVE or any(key.endswith(NON_NEGATIVE_SUFFIXES) for key in keys)) and value < 0:
+        return "a number ≥ 0"
+    return None
+
+
+def field_name(path: tuple) -> str:
+    """``("rows", 0, "robust_accuracy", "0.1")`` → ``rows[0].robust_accuracy["0.1"]``."""
+    text = ""
+    for key in path:
+        if isinstance(key, int):
+            text += f"[{key}]"
+        elif key.isidentifier():
+            text += f".{key}" if text else key
+        else:
+            text += f"[{json.dumps(key)}]"
+    return text
+
+
+@click.command()
 @click.option("--baseline", "baseline_path", required=True, help="A leaderboard.json to hold the results to.")
 @click.option("--tolerance", type=float, default=0.02, show_default=True,
               help="Largest accepted drop of any accuracy (fraction, 0.02 = 2 points).")
 @click.option("--out", "out_dir", default="bench-results", show_default=True,
               help="Results directory; cached models and results there are reused.")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
+@time_limit_option
+@dry_run_option
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
-def check(baseline_path: str, tolerance: float, out_dir: str, device: str, verbose: bool) -> None:
+def check(baseline_path: str, tolerance: float, out_dir: str, device: str, time_limit_s: float | None,
+          dry_run: bool, verbose: bool) -> None:
     """Re-evaluate a baseline's configuration and fail (exit 1) on a regression beyond the tolerance or a
     significant paired drop; exit 2 if the baseline is missing, malformed or cannot be reproduced."""
     from benchmark.compare import check_rows
-    from benchmark.config import build_config
     from benchmark.evaluate import evaluate
-    from benchmark.plan import data_facts
-    from benchmark.store import Store
+    from benchmark.fileio import disk_errors
 
     setup_logging(verbose)
     if not 0 <= tolerance < 1:
         raise ConfigError(f"--tolerance: expected a fraction in [0, 1), got {tolerance}")
     baseline = read_baseline(baseline_path)
-    config_values = dict(baseline["config"])
-    models = config_values.pop("model")
-    if not isinstance(models, list) or len(models) != 1:
-        raise ConfigError(f"--baseline: expected one model in the baseline's config, got {models!r}")
-    try:
-        config = build_config({**config_values, "model": models[0]}, {"out": out_dir, "device": device},
-                              file_label=f"baseline {baseline_path}")
-        with Store(config.out) as store:
-            fingerprint = data_facts(config.dataset, store)[0]
-    except ConfigError as exc:
-        raise ConfigError(f"the baseline's configuration cannot be reproduced here: {exc}") from None
-    expected = (baseline.get("provenance") or {}).get("data_fingerprint")
-    if expected and expected != fingerprint:
-        raise ConfigError(f"the baseline's configuration cannot be reproduced here: dataset {config.dataset!r} has "
-                          f"fingerprint {fingerprint}, the baseline was made on {expected}")
-    with progress_reporter() as on_event:
-        board = evaluate(config, on_event=on_event)
+    if dry_run:
+        print_plan(baseline_config(baseline, baseline_path, out_dir, device, dry_run=True))
+        return
+    with time_limit(time_limit_s):
+        config = baseline_config(baseline, baseline_path, out_dir, device)
+        with disk_errors(config.out), progress_reporter() as on_event:
+            board = evaluate(config, on_event=on_event)
     if list(board.eps) != list(baseline["eps"]):
         raise ConfigError(f"the fresh ε grid {list(board.eps)} differs from the baseline's {baseline['eps']}")
     print_board(board)
@@ -193,7 +254,7 @@ def check(baseline_path: str, tolerance: float, out_dir: str, device: str, verbo
         lines = check_rows(baseline["rows"], list(board.rows), list(board.eps), tolerance)
     except KeyError as exc:
         raise ConfigError(f"the baseline's configuration cannot be reproduced here: {exc.args[0]}") from None
-    print_diff(lines, show_status=True)
+    print_diff(lines, sides=("baseline", "now"), show_status=True)
     failed = [line for line in lines if line.status != "ok"]
     if failed:
         worst = min(failed, key=lambda line: line.delta)
@@ -201,3 +262,33 @@ def check(baseline_path: str, tolerance: float, out_dir: str, device: str, verbo
                    f"points); worst: {worst.label}, {worst.metric}, {100 * worst.delta:+.1f} points")
         sys.exit(1)
     click.echo(f"OK: no regression against {baseline_path} (tolerance {100 * tolerance:.1f} points)")
+
+
+def baseline_config(baseline: dict[str, Any], baseline_path: str, out_dir: str, device: str, *,
+                    dry_run: bool = False):
+    """The ``EvalConfig`` that re-evaluates ``baseline`` here, or a one-line reason why it cannot (``dry_run``:
+    creating and writing nothing)."""
+    from benchmark.config import build_config
+    from benchmark.plan import data_facts
+    from benchmark.store import Store
+
+    config_values = dict(baseline["config"])
+    models = config_values.pop("model")
+    if not isinstance(models, list) or len(models) != 1:
+        raise ConfigError(f"--baseline: expected one model in the baseline's config, got {models!r}")
+    try:
+        config = build_config({**config_values, "model": models[0]}, {"out": out_dir, "device": device},
+                              file_label=f"baseline {baseline_path}", create_out=not dry_run)
+        with Store(config.out, read_only=dry_run) as store:
+            fingerprint = data_facts(config.dataset, store)[0]
+    except ConfigError as exc:
+        raise ConfigError(f"the baseline's configuration cannot be reproduced here: {exc}") from None
+    expected = (baseline.get("provenance") or {}).get("data_fingerprint")
+    if expected and expected != fingerprint:
+        raise ConfigError(f"the baseline's configuration cannot be reproduced here: dataset {config.dataset!r} has "
+                          f"fingerprint {fingerprint}, the baseline was made on {expected}")
+    return config
+
+
+#: The report commands, added to the ``bench`` group by ``benchmark.cli``.
+COMMANDS = (leaderboard, compare, check)

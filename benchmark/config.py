@@ -114,8 +114,9 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None,
-                 *, file_label: str = "config file") -> EvalConfig:
-    """Merge defaults < file values < overrides (unset overrides must be dropped by the caller) and validate."""
+                 *, file_label: str = "config file", create_out: bool = True) -> EvalConfig:
+    """Merge defaults < file values < overrides (unset overrides must be dropped by the caller) and validate;
+    ``create_out=False`` (a dry run) checks that ``out`` could be created instead of creating it."""
     values = merge_values(file_values or {}, overrides or {}, file_label)
 
     def get(key: str) -> Any:
@@ -156,7 +157,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
         norm=norm,
         seeds=parse_seeds(get("seeds"), where("seeds")),
         device=resolve_device(str(get("device")), where("device")),
-        out=writable_dir(get("out"), where("out")),
+        out=writable_dir(get("out"), where("out"), create=create_out),
         quick=quick,
         n_test=n_test,
         survivors=parse_choice(get("survivors"), where("survivors"), SURVIVOR_MODES),
@@ -272,14 +273,21 @@ def resolve_device(device: str, where: str) -> str:
     raise ConfigError(f"{where}: {device!r} requested but CUDA is not available on this machine (use --device cpu)")
 
 
-def writable_dir(value: Any, where: str) -> Path:
+def writable_dir(value: Any, where: str, *, create: bool = True) -> Path:
+    """``value`` as a writable directory, created if missing; with ``create=False`` only checked: a missing one must
+    lie under a writable directory (its nearest existing ancestor)."""
     path = Path(str(value)).expanduser()
+    existing = path
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        while not existing.exists():
+            existing = existing.parent
     except OSError as exc:
         raise ConfigError(f"{where}: cannot create {path}: {exc.strerror or exc}") from None
-    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError(f"{where}: {path} is not a writable directory")
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not a writable directory"
+        raise ConfigError(f"{where}: {problem}" if existing == path else f"{where}: cannot create {path}: {problem}")
     return path
 
 

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import signal
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, Stopped
+from benchmark.fileio import no_space
 from benchmark.plan import Job
 from benchmark.runner import Event, run_job
 from benchmark.store import Store
@@ -83,14 +85,39 @@ def execute(job: Job, out: str, fresh: bool = False, threads: int | None = 1,
     with Store(out) as store:
         record = run_job(job, store, fresh=fresh, on_event=on_event)
         store.put(record)
-    return {"job_hash": record["job_hash"], "defense": record["defense"], "seed": record["seed"]}
+    return {"job_hash": record.job_hash, "defense": record.defense, "seed": record.seed}
 
 
 def run_jobs(jobs: list[Job], out: Path, *, executor: str = "auto", workers: int | None = None,
              address: str | None = None, fresh: bool = False, threads: int | None = None,
              on_event: Event | None = None) -> None:
-    """Run the pending ``jobs`` of the store in ``out`` with ``executor``."""
+    """Run the pending ``jobs`` of the store in ``out`` with ``executor``. Events: ``start`` (total, todo),
+    ``begin`` (defense, seed, job_hash) when a job starts (not with Ray), the runner's ``phase`` events, and
+    ``done`` (record: a summary) when a job is stored. On ``Stopped`` (a signal or the time limit, see
+    ``benchmark.errors``) every worker is ended before it propagates, with how many of ``jobs`` are stored."""
     emit = on_event or (lambda *args, **kwargs: None)
+    try:
+        dispatch(jobs, out, executor=executor, workers=workers, address=address, fresh=fresh, threads=threads,
+                 emit=emit)
+    except (Stopped, SystemError) as exc:
+        stop = stopped(exc)
+        if stop is None:
+            raise
+        with Store(out) as store:
+            stop.kept = len(store.stored([job.job_hash for job in jobs]))
+        raise stop from None
+
+
+def stopped(exc: BaseException) -> Stopped | None:
+    """The ``Stopped`` that ``exc`` is or carries: compiled code that checks for signals itself (Ray's ``wait``)
+    turns the exception a signal handler raised into a ``SystemError`` caused by it."""
+    if isinstance(exc, SystemError):
+        exc = exc.__cause__
+    return exc if isinstance(exc, Stopped) else None
+
+
+def dispatch(jobs: list[Job], out: Path, *, executor: str, workers: int | None, address: str | None, fresh: bool,
+             threads: int | None, emit: Event) -> None:
     with Store(out) as store:
         todo = pending(jobs, store, fresh=fresh)
     logger.info("%d of %d jobs to run (%d already stored)", len(todo), len(jobs), len(jobs) - len(todo))
@@ -101,8 +128,7 @@ def run_jobs(jobs: list[Job], out: Path, *, executor: str = "auto", workers: int
     if executor == "auto":  # a pool pays off once each worker has several jobs to balance the long ones
         executor = "process" if workers > 1 and len(todo) >= 2 * workers else "inline"
     if executor == "inline":
-        for job in todo:
-            emit("done", record=execute(job, str(out), fresh, threads, on_event=emit))
+        run_inline(todo, out, fresh=fresh, threads=threads, emit=emit)
     elif executor == "process":
         run_process_pool(todo, out, fresh=fresh, workers=min(workers, len(todo)), emit=emit)
     elif executor == "ray":
@@ -111,22 +137,101 @@ def run_jobs(jobs: list[Job], out: Path, *, executor: str = "auto", workers: int
         raise BenchError(f"--executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
 
 
+def job_fields(job: Job) -> dict[str, Any]:
+    """What a ``begin`` event says about a job."""
+    return {"defense": job.defense.label, "seed": job.seed, "job_hash": job.job_hash}
+
+
+def job_label(job: Job) -> str:
+    return f"{job.defense.label} (seed {job.seed})"
+
+
+def run_inline(todo: list[Job], out: Path, *, fresh: bool, threads: int | None, emit: Event) -> None:
+    for job in todo:
+        emit("begin", **job_fields(job))
+        try:
+            summary = execute(job, str(out), fresh, threads, on_event=emit)
+        except Stopped as stop:
+            stop.running = [job_label(job)]
+            raise
+        emit("done", record=summary)
+
+
 def run_process_pool(todo: list[Job], out: Path, *, fresh: bool, workers: int, emit: Event) -> None:
+    """Jobs on a pool of spawned workers that ignore SIGINT (the parent stops the run: Ctrl-C reaches the whole
+    process group). Workers send their events through a queue. On any exception the parent kills the workers (a
+    worker mid-job would hold ``shutdown`` until its job ends), then cancels what is left."""
     import multiprocessing
 
+    context = multiprocessing.get_context("spawn")
+    events = context.SimpleQueue()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                               initargs=(events,))  # workers start on the first submits
+    running: dict[str, Job] = {}
+    try:
+        with signals_blocked():  # workers start with SIGINT and SIGTERM held until they ignore SIGINT
+            futures = {pool.submit(_work, job, str(out), fresh): job for job in todo}
+        failures = collect(futures, events, emit, running)
+    except BaseException as exc:
+        kill_workers(pool)
+        if isinstance(exc, Stopped):
+            exc.running = [job_label(job) for job in running.values()]
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    raise_failures(failures, out)
+
+
+def collect(futures: dict[Future, Job], events, emit: Event,
+            running: dict[str, Job]) -> list[tuple[Job, BaseException]]:
+    """Wait for every future, passing the workers' events on; ``running`` holds the jobs begun and not done."""
+    by_hash = {job.job_hash: job for job in futures.values()}
     failures = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_quiet_worker) as pool:
-        futures = {pool.submit(execute, job, str(out), fresh, 1): job for job in todo}
-        remaining = set(futures)
-        while remaining:
-            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-            for future in done:
-                try:
-                    emit("done", record=future.result())
-                except Exception as exc:  # keep the other jobs running; report at the end
-                    failures.append((futures[future], exc))
-    raise_failures(failures)
+    remaining = set(futures)
+    while remaining:
+        done, remaining = wait(remaining, timeout=0.5, return_when=FIRST_COMPLETED)
+        forward(events, emit, running, by_hash)
+        for future in done:
+            running.pop(futures[future].job_hash, None)
+            try:
+                emit("done", record=future.result())
+            except Exception as exc:  # keep the other jobs running; report at the end
+                failures.append((futures[future], exc))
+    return failures
+
+
+def forward(events, emit: Event, running: dict[str, Job], by_hash: dict[str, Job]) -> None:
+    """Pass the workers' queued events on to ``emit``, noting which jobs have begun."""
+    while not events.empty():
+        kind, fields = events.get()
+        if kind == "begin":
+            running[fields["job_hash"]] = by_hash[fields["job_hash"]]
+        emit(kind, **fields)
+
+
+def kill_workers(pool: ProcessPoolExecutor) -> None:
+    """End every worker process of ``pool`` now (Python 3.14 has ``pool.kill_workers()``; before it, the
+    processes are only reachable through ``_processes``)."""
+    kill = getattr(pool, "kill_workers", None)
+    if kill is not None:
+        kill()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.kill()
+
+
+class signals_blocked:  # noqa: N801 - used as a context manager like a function
+    """Hold SIGINT and SIGTERM in this thread (children started meanwhile inherit the held mask); a signal that
+    arrives meanwhile is delivered on exit."""
+
+    SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+    def __enter__(self) -> None:
+        self.previous = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+
+    def __exit__(self, *exc: object) -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.previous)
 
 
 def run_ray(todo: list[Job], out: Path, *, fresh: bool, address: str | None, workers: int, emit: Event) -> None:
@@ -137,34 +242,68 @@ def run_ray(todo: list[Job], out: Path, *, fresh: bool, address: str | None, wor
     started = not ray.is_initialized()
     if started:
         options = {"address": address} if address else {"num_cpus": workers}
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **options)
+        on_sigterm = signal.getsignal(signal.SIGTERM)
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, **options)
+        if on_sigterm is not None:  # Ray replaces it with its own (exit 15, a stack dump): SIGTERM stays ours
+            signal.signal(signal.SIGTERM, on_sigterm)
+    task, refs, finished = ray.remote(execute), {}, set()
     try:
-        task = ray.remote(execute)
-        refs = {}
         for job in todo:
             gpus = 1 if job.device.startswith("cuda") else 0
             refs[task.options(num_cpus=1, num_gpus=gpus).remote(job, str(Path(out).resolve()), fresh, 1)] = job
-        failures, remaining = [], list(refs)
-        while remaining:
-            done, remaining = ray.wait(remaining, num_returns=1)
+        failures = []
+        while len(finished) < len(refs):
+            [ref], _ = ray.wait([ref for ref in refs if ref not in finished], num_returns=1)
+            finished.add(ref)
             try:
-                emit("done", record=ray.get(done[0]))
+                emit("done", record=ray.get(ref))
             except Exception as exc:
-                failures.append((refs[done[0]], exc))
-        raise_failures(failures)
+                failures.append((refs[ref], exc))
+        raise_failures(failures, out)
+    except BaseException as exc:
+        unfinished = [ref for ref in refs if ref not in finished]
+        for ref in unfinished:
+            ray.cancel(ref, force=True)
+        stop = stopped(exc)
+        if stop is None:
+            raise
+        stop.running = [job_label(refs[ref]) for ref in unfinished]  # Ray does not say which had started
+        raise stop from None
     finally:
         if started:
             ray.shutdown()
 
 
-def raise_failures(failures: list[tuple[Job, BaseException]]) -> None:
+def raise_failures(failures: list[tuple[Job, BaseException]], out: Path) -> None:
     if not failures:
         return
     job, first = failures[0]
+    if no_space(first):
+        raise BenchError(f"no space left on {out} ({first}); finished jobs are stored")
     raise BenchError(f"{len(failures)} job(s) failed (finished jobs are stored); first: {job.defense.label} seed "
                      f"{job.seed}: {type(first).__name__}: {first}")
 
 
-def _quiet_worker() -> None:
-    """Worker start-up: warnings only (the parent shows progress)."""
+#: The queue a pool worker sends its events to (set in each worker by ``_init_worker``).
+_events = None
+
+
+def _init_worker(events) -> None:
+    """Pool worker start-up: ignore SIGINT (the parent stops the run), then take the signals the parent held;
+    warnings only, and Python warnings (ART's) into the log, not the terminal (the parent shows progress)."""
+    global _events
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signals_blocked.SIGNALS)
+    _events = events
     logging.basicConfig(level=logging.WARNING, format="bench worker: %(levelname)s: %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.ERROR)
+
+
+def _work(job: Job, out: str, fresh: bool) -> dict[str, Any]:
+    """A pool worker's job: ``execute`` with one torch thread, its events sent to the parent."""
+    def emit(kind: str, **fields: Any) -> None:
+        _events.put((kind, fields))
+
+    emit("begin", **job_fields(job))
+    return execute(job, out, fresh, 1, on_event=emit)

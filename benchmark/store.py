@@ -81,14 +81,18 @@ def sha256_file(path: Path) -> str:
 
 
 class Store:
-    def __init__(self, out: str | os.PathLike, *, create: bool = True) -> None:
+    def __init__(self, out: str | os.PathLike, *, create: bool = True, read_only: bool = False) -> None:
+        """The store in ``out``, created unless ``create=False``. ``read_only=True`` (a dry run) works on a copy in
+        memory of the store (an empty one if there is none): nothing on disk is created or changed."""
         self.root = Path(out)
         self.path = self.root / DB_NAME
         if not create and not self.path.exists():
             raise BenchError(f"no results store at {self.path}")
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            self.root.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.db = memory_copy(self.path) if read_only else sqlite3.connect(self.path, timeout=60.0,
+                                                                               isolation_level=None)
             self.db.execute("PRAGMA busy_timeout = 60000")
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.executescript(_SCHEMA)
@@ -243,6 +247,21 @@ def state_dict_problem(state: Any, model) -> str | None:
         if not isinstance(state[key], torch.Tensor) or state[key].shape != tensor.shape:
             return f"not a state dict of this model: {key!r} is not a tensor of shape {tuple(tensor.shape)}"
     return None
+
+
+def memory_copy(path: Path) -> sqlite3.Connection:
+    """A copy in memory of the database at ``path`` (empty if there is none), read without writing anything beside
+    it: as immutable when it has no WAL journal (every commit is then in the file), else through its journal."""
+    copy = sqlite3.connect(":memory:", isolation_level=None)
+    if not path.exists():
+        return copy
+    mode = "mode=ro" if path.with_name(path.name + "-wal").exists() else "immutable=1"
+    source = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=60.0)
+    try:
+        source.backup(copy)
+    finally:
+        source.close()
+    return copy
 
 
 def _intact(job_hash: str, text: str, checksum: str | None) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def test_check_passes_against_its_own_baseline(baseline):
     out, path = baseline
     result = bench("check", "--baseline", str(path), "--out", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK: no regression" in result.stdout and "jobs (2 cached)" in result.stderr  # nothing recomputed
+    assert "OK: no regression" in result.stdout and "2 jobs: 0 to run, 2 cached" in result.stdout  # nothing redone
+    assert re.search(r"metric\s*┃\s*baseline\s*┃\s*now\s*┃", result.stdout)
 
 
 def test_demanding_five_points_more_fails_and_names_the_row(baseline, tmp_path):
@@ -99,11 +101,59 @@ def test_bad_baselines_exit_2_with_one_line(baseline, tmp_path, edit, message):
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (("rows", 0, "clean_accuracy"), float("nan"), "rows[0].clean_accuracy is nan; expected a finite number"),
+        (("rows", 1, "robust_accuracy", "0.1"), float("inf"),
+         'rows[1].robust_accuracy["0.1"] is inf; expected a finite number'),
+        (("rows", 0, "robust_accuracy", "0.2"), 1.5, 'rows[0].robust_accuracy["0.2"] is 1.5; expected a fraction in '
+                                                     "[0, 1]"),
+        (("summary", 0, "clean_accuracy", "mean"), -0.25, "summary[0].clean_accuracy.mean is -0.25; expected a "
+                                                          "fraction in [0, 1]"),
+        (("eps", 1), -0.1, "eps[1] is -0.1; expected a number ≥ 0"),
+        (("rows", 0, "samples", "worst_broken_at", 3), 9, "rows[0].samples.worst_broken_at[3] is 9; expected an ε "
+                                                          "index from 0 to 4"),
+        (("rows", 0, "train_seconds"), float("-inf"), "rows[0].train_seconds is -inf; expected a finite number"),
+    ],
+)
+def test_baselines_with_a_bad_number_are_malformed(baseline, tmp_path, field, value, message):
+    """NaN, infinite or out-of-range numbers (once "+nan ok", exit 0) make the baseline malformed: exit 2, naming
+    the field."""
+    out, path = baseline
+
+    def plant(data):
+        *parents, last = field
+        for key in parents:
+            data = data[key]
+        data[last] = value
+
+    bad = edited(path, tmp_path, plant)
+    result = bench("check", "--baseline", str(bad), "--out", str(out))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [f"bench: error: --baseline: {bad} is malformed: {message}"]
+
+
+@pytest.mark.slow
+def test_check_stops_at_its_time_limit_and_names_the_running_job(baseline, tmp_path):
+    _, path = baseline
+
+    def train_for_ages(data):
+        data["config"]["defenses"] = [{"name": "pgd-at", "epochs": 10000}]
+
+    result = bench("check", "--baseline", str(edited(path, tmp_path, train_for_ages)), "--out", str(tmp_path / "new"),
+                   "--time-limit", "8")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == ["bench: error: --time-limit of 8 s reached while running "
+                                          "pgd-at(epochs=10000) (seed 0); 0 finished jobs kept"]
+
+
 def test_compare_two_defenses_and_two_stores(baseline, tmp_path):
     out, _ = baseline
     result = bench("compare", "pgd-at", "standard", "--store", str(out))
     assert result.returncode == 0, result.stderr
     assert "pgd-at → standard" in result.stdout and "ε=0.1" in result.stdout and "clean" in result.stdout
+    assert re.search(r"metric\s*┃\s*pgd-at\s*┃\s*standard\s*┃\s*Δ", result.stdout) and "before" not in result.stdout
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     result = bench("compare", str(out), str(copy))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import errno
 import json
+import os
+import re
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +44,7 @@ def test_help_and_list_import_neither_torch_nor_art():
     assert "pgd-at" in result.stdout and "steps=7" in result.stdout and "[norms=Linf,L2 needs_grad]" in result.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_records_renders_and_resumes(tmp_path):
     out = tmp_path / "results"
     first = bench("evaluate", *QUICK, "--out", str(out))
@@ -62,8 +68,16 @@ def test_evaluate_records_renders_and_resumes(tmp_path):
     stored = rows(out)
     assert len(stored) == 2 and len(list((out / "checkpoints").glob("*.pt"))) == 2
 
+    progress = re.findall(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (.*)$", first.stdout, flags=re.MULTILINE)
+    assert progress[0] == "2 jobs: 2 to run, 0 cached"
+    for defense in ("standard", "pgd-at"):
+        assert f"started {defense} (seed 0)" in progress
+        assert any(re.fullmatch(rf"finished {defense} \(seed 0\) in [\d.]+ s \([12] of 2 jobs\)", line)
+                   for line in progress), progress
+    assert first.stderr == ""  # stdout is not a terminal: plain progress lines there, nothing else on stderr
+
     again = bench("evaluate", *QUICK, "--out", str(out))
-    assert again.returncode == 0 and "2 cached" in again.stderr
+    assert again.returncode == 0 and "2 jobs: 0 to run, 2 cached" in again.stdout
     assert rows(out) == stored
     assert json.loads((out / "leaderboard.json").read_text())["rows"] == board["rows"]
 
@@ -84,8 +98,8 @@ def test_evaluate_records_renders_and_resumes(tmp_path):
         (["--eps", "-0.1"], "--eps: ε must be a finite number ≥ 0"),
         (["--eps", "abc"], "--eps: 'abc' is not a number"),
         (["--eps", "2"], "exceeds 1"),
-        (["--seed", "-3"], "--seed: must be ≥ 0"),
-        (["--seed", "1.5"], "--seed: expected an integer"),
+        (["--seed", "-3"], "--seed: must be an int in [0, 4294967295], got -3"),
+        (["--seed", "1.5"], "--seed: must be an int in [0, 4294967295], got '1.5'"),
         (["--device", "cuda"], "CUDA is not available"),
         (["--defense", ""], "--defense: the defense list is empty"),
         (["--defense", "pgd-at:epz=1"], "has no parameter 'epz'; did you mean 'eps'?"),
@@ -147,3 +161,148 @@ def test_default_run_ranks_pgd_at_far_ahead(tmp_path):
         values = [row["robust_accuracy"][f"{e:g}"] for e in board["eps"]]
         assert values == sorted(values, reverse=True)
         assert row["n_test"] == 360 and not row["quick"]
+
+
+def test_cli_modules_import_each_other_in_one_direction_only():
+    """``cli`` adds the report commands of ``cli_reports``; neither ``cli_reports`` nor ``console`` imports ``cli``
+    (the shared helpers live in ``console``), so there is no import cycle."""
+    root = Path(__file__).resolve().parents[2] / "benchmark"
+
+    def imported(name: str) -> set[str]:
+        tree = ast.parse((root / f"{name}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+        return found
+
+    assert "benchmark.cli_reports" in imported("cli")
+    for name in ("cli_reports", "console"):
+        assert "benchmark.cli" not in imported(name), name
+    assert "benchmark.cli_reports" not in imported("console")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_python_warnings_go_to_the_log(verbose):
+    probe = (
+        "import warnings\n"
+        "from benchmark.console import setup_logging\n"
+        f"setup_logging({verbose})\n"
+        "warnings.warn('Square at L2: invalid value in divide', RuntimeWarning)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    if verbose:  # in the log, shown with -v
+        assert result.stderr.startswith("bench: WARNING: py.warnings: ") and "Square at L2" in result.stderr
+    else:
+        assert result.stderr == ""
+
+
+def test_planted_symlinks_are_replaced_never_followed(stored_results, tmp_path):
+    out = stored_results
+    (out / "report").mkdir(exist_ok=True)
+    planted = ["leaderboard.md", "leaderboard.json", "board.html", "board-robustness.png", "report/leaderboard.csv"]
+    victims = {}
+    for name in planted:
+        victim = tmp_path / f"victim-{name.replace('/', '-')}"
+        victim.write_text("precious")
+        (out / name).unlink(missing_ok=True)
+        (out / name).symlink_to(victim)
+        victims[name] = victim
+
+    assert bench("evaluate", *QUICK, "--defense", "standard", "--out", str(out)).returncode == 0
+    assert bench("leaderboard", "--store", str(out), "--format", "html", "--out", str(out / "board.html")
+                 ).returncode == 0
+    assert bench("leaderboard", "--store", str(out), "--format", "all", "--out", str(out / "report")).returncode == 0
+    for name, victim in victims.items():
+        assert victim.read_text() == "precious", name
+        assert (out / name).is_file() and not (out / name).is_symlink(), name
+    assert "| # | defense |" in (out / "leaderboard.md").read_text()
+    assert not list(out.rglob("*.partial"))
+
+
+def test_leaderboard_into_a_path_that_cannot_be_a_directory_is_one_line(stored_results, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = bench("leaderboard", "--store", str(stored_results), "--format", "all", "--out", str(blocker / "sub"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [f"bench: error: --out: cannot create {blocker / 'sub'}: Not a directory"]
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (errno.ENOSPC, "bench: error: no space left on {path}"),
+        (errno.EROFS, "bench: error: cannot write {path}: Read-only file system"),
+    ],
+)
+def test_failed_writes_are_one_line_and_leave_nothing_behind(stored_results, tmp_path, monkeypatch, capsys, error,
+                                                             message):
+    from benchmark.cli import main
+
+    def refuse(source, target):
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(SystemExit) as exit:
+        main(["leaderboard", "--store", str(stored_results), "--format", "all", "--out", str(tmp_path)])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [message.format(path=tmp_path / "leaderboard.md")]
+    assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
+
+
+def test_a_full_disk_under_the_store_says_no_space_left(tmp_path, monkeypatch, capsys):
+    from benchmark.cli import main
+    from benchmark.store import Store
+
+    def full(self, record):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Store, "put", full)
+    with pytest.raises(SystemExit) as exit:
+        main(["evaluate", *QUICK, "--defense", "standard", "--attack", "fgsm", "--executor", "inline",
+              "--out", str(tmp_path)])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"bench: error: no space left on {tmp_path} (database or disk "
+                                                    f"is full)"]
+
+
+@pytest.mark.slow
+def test_concurrent_runs_on_one_out_both_reach_the_leaderboard(tmp_path):
+    """Two runs with the same settings and different defenses share --out: leaderboard.md and .json show both
+    (they are rendered from the store); a run with other settings (attacks) shows only its own rows."""
+    out = tmp_path / "shared"
+    runs = [subprocess.Popen([sys.executable, "-m", "benchmark", "evaluate", *QUICK, "--defense", defense,
+                              "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for defense in ("standard", "pgd-at")]
+    for run in runs:
+        assert run.wait(timeout=600) == 0, run.stderr.read()
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert sorted(row["defense"] for row in board["rows"]) == ["pgd-at", "standard"]
+    markdown = (out / "leaderboard.md").read_text()
+    assert "| pgd-at |" in markdown and "| standard |" in markdown
+
+    other = bench("evaluate", *QUICK, "--defense", "standard", "--attack", "fgsm", "--out", str(out))
+    assert other.returncode == 0, other.stderr
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert [row["defense"] for row in board["rows"]] == ["standard"] and board["attacks"] == ["fgsm"]
+
+
+def test_a_stop_leaves_the_signal_handlers_as_they_were():
+    """The time limit raises ``Stopped`` (exit 2) in the main thread, and every handler is put back afterwards."""
+    import signal
+    import time
+
+    from benchmark.console import stop_on_signals, time_limit
+    from benchmark.errors import Stopped
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
+    before = [signal.getsignal(signum) for signum in signals]
+    start = time.monotonic()
+    with pytest.raises(Stopped) as stop, stop_on_signals(), time_limit(0.2):
+        time.sleep(10)
+    assert time.monotonic() - start < 5 and stop.value.code == 2
+    assert stop.value.reason == "--time-limit of 0.2 s reached"
+    assert [signal.getsignal(signum) for signum in signals] == before

@@ -25,6 +25,7 @@ def inline(tmp_path_factory):
     return numbers(evaluate(config, executor="inline", threads=1))
 
 
+@pytest.mark.slow
 def test_process_pool_matches_inline(inline, tmp_path):
     config = build_config(None, {**GRID, "out": str(tmp_path)})
     assert numbers(evaluate(config, executor="process", workers=2)) == inline
@@ -43,3 +44,27 @@ def test_job_processes_keep_freed_memory_on_glibc():
     from benchmark.executors import keep_freed_memory
 
     assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_a_stop_ends_the_pool_workers_mid_job_and_says_what_ran(tmp_path):
+    """``Stopped`` (what SIGINT, SIGTERM and --time-limit raise in the parent) ends every worker at once, without
+    waiting for the jobs in flight (each would train for minutes), and reports the running jobs and what was kept."""
+    import multiprocessing
+    import time
+
+    from benchmark.errors import Stopped
+
+    config = build_config(None, {**GRID, "defenses": "pgd-at:epochs=5000", "out": str(tmp_path)})
+
+    def stop_once_training(kind: str, **fields) -> None:
+        if kind == "phase":  # a worker has begun training
+            raise Stopped("stopped by the test", 2)
+
+    start = time.monotonic()
+    with pytest.raises(Stopped) as stop:
+        evaluate(config, executor="process", workers=2, on_event=stop_once_training)
+    assert time.monotonic() - start < 60
+    assert stop.value.kept == 0
+    assert stop.value.running and set(stop.value.running) <= {"pgd-at(epochs=5000) (seed 0)",
+                                                              "pgd-at(epochs=5000) (seed 1)"}
+    assert multiprocessing.active_children() == []
