@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
@@ -27,6 +28,8 @@ from benchmark.sweep import predict_labels
 
 _SALT = 0x6170
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class _APGD(Constrained):
@@ -40,12 +43,13 @@ class _APGD(Constrained):
     black_box: ClassVar[bool] = False
     minimal_norm: ClassVar[bool] = False
 
-    def art_attack(self, estimator, *, eps: float, norm: str, batch_size: int):
+    def art_attack(self, estimator, *, eps: float, norm: str, batch_size: int, restarts: int | None = None):
+        """ART's APGD with this attack's parameters (``restarts``: ART's random restarts, default ``self.restarts``)."""
         from art.attacks.evasion import AutoProjectedGradientDescent
 
         attack = AutoProjectedGradientDescent(
             estimator, norm=art_norm(norm), eps=eps, eps_step=2 * eps, max_iter=self.steps, targeted=False,
-            nb_random_init=self.restarts, batch_size=batch_size, loss_type=self.loss_type, verbose=False,
+            nb_random_init=restarts or self.restarts, batch_size=batch_size, loss_type=self.loss_type, verbose=False,
         )
         return adopt_estimator(attack, estimator)  # ART wrapped the model anew for its loss: keep the fast paths
 
@@ -54,7 +58,7 @@ class _APGD(Constrained):
         """Each restart runs ART's APGD from a random start drawn per sample from its key (ART draws one for the
         whole batch from numpy's generator), on the samples no earlier restart has broken; a sample's result then
         does not depend on the other samples of the batch."""
-        attack = self.art_attack(estimator, eps=eps, norm=norm, batch_size=batch_size)
+        attack = self.art_attack(estimator, eps=eps, norm=norm, batch_size=batch_size, restarts=1)
         x_adv = x.copy()
         alive = predict_labels(estimator, x, batch_size) == y  # ART attacks only these: the keys must match them
         for restart in range(self.restarts):
@@ -77,6 +81,8 @@ def keyed_random_init(keys: np.ndarray, norm: str, restart: int):
 
     def keyed(nb_points: int, nb_dims: int, radius, norm_p):
         if nb_points != len(keys):  # ART chose other samples than expected: keep its own draw
+            logger.warning("APGD attacked %d samples, expected %d: its random start is drawn per batch", nb_points,
+                           len(keys))
             return original(nb_points, nb_dims, radius, norm_p)
         return float(radius) * random_start(keys, (nb_dims,), norm, _SALT + 16 * restart)
 

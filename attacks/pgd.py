@@ -80,69 +80,78 @@ class PGD(Constrained):
 
 @cache
 def _keyed_pgd_class():
-    """ART's PyTorch PGD, with its iteration (``_generate_batch``, ``_compute_pytorch``) kept and these changes: the
-    random start is drawn per sample from its key; ``generate`` drives ART's per-batch code directly (measured on
-    digits: the DataLoader and the log line's predictions are a large share of the cost for small models); and for
-    L∞ the step direction, the step and the projection take fewer tensor operations, with ART's exact numbers
-    (``tests/test_estimator.py`` compares the iterates with ART's own PGD)."""
-    import torch
+    """ART's PyTorch PGD with the changes of ``_KeyedPGD`` (ART is imported only when an attack runs)."""
     from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_pytorch import (
         ProjectedGradientDescentPyTorch,
     )
 
-    class KeyedPGD(ProjectedGradientDescentPyTorch):
-        sample_keys: np.ndarray
-        run_norm: str
+    return type("KeyedPGD", (_KeyedPGD, ProjectedGradientDescentPyTorch), {})
 
-        def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs) -> np.ndarray:
-            """ART's batch loop without its DataLoader and without the two full prediction passes it spends on a
-            log line even when logging is off; each batch runs ART's own ``_generate_batch``. One random start at
-            most (``num_random_init`` ≤ 1), no mask."""
-            if self.num_random_init > 1 or kwargs.get("mask") is not None:
-                return super().generate(x, y, **kwargs)
-            self._check_compatibility_input_and_eps(x=x)
-            targets = torch.from_numpy(self._set_targets(x, y).astype(np.float32)).to(self.estimator.device)
-            inputs = torch.from_numpy(x.astype(np.float32)).to(self.estimator.device)
-            adversarial = np.empty(x.shape, dtype=np.float32)
-            for batch_id, first in enumerate(range(0, len(x), self.batch_size)):
-                self._batch_id = batch_id  # read by _compute_pytorch for the batch's sample keys
-                rows = slice(first, first + self.batch_size)
-                adversarial[rows] = self._generate_batch(x=inputs[rows], targets=targets[rows], mask=None,
-                                                         eps=self.eps, eps_step=self.eps_step)
-            return adversarial
 
-        @staticmethod
-        def _projection(values, eps, norm_p, *, suboptimal: bool = True):
-            """ART's projection; for L∞ with one ε, the same numbers by a clamp (ART broadcasts ε to the shape of
-            the batch and copies it to a tensor at every step)."""
-            if norm_p in ("inf", np.inf) and np.ndim(eps) == 0:
-                return values.clamp(-float(eps), float(eps))
-            return ProjectedGradientDescentPyTorch._projection(values, eps, norm_p, suboptimal=suboptimal)
+class _KeyedPGD:
+    """Overrides of ART's PyTorch PGD, with its iteration (``_generate_batch``, ``_compute_pytorch``) kept: the
+    random start is drawn per sample from its key; ``generate`` drives ART's per-batch code directly (measured on
+    digits: the DataLoader and the log line's predictions are a large share of the cost for small models); and for
+    L∞ the step direction, the step and the projection take fewer tensor operations, with ART's exact numbers
+    (``tests/test_estimator.py`` compares the iterates with ART's own PGD)."""
 
-        def _compute_perturbation_pytorch(self, x, y, mask, momentum):
-            """ART's step direction; for L∞ without mask, momentum or summary writer, the same numbers in two
-            tensor operations instead of eight (the sign of the loss gradient, NaN entries 0)."""
-            if self.norm not in ("inf", np.inf) or mask is not None or self.decay is not None \
-                    or self.summary_writer is not None:
-                return super()._compute_perturbation_pytorch(x, y, mask, momentum)
-            direction = torch.nan_to_num(self.estimator.loss_gradient(x=x, y=y).sign(), nan=0.0)
-            return -direction if self.targeted else direction
+    sample_keys: np.ndarray
+    run_norm: str
 
-        def _apply_perturbation_pytorch(self, x, perturbation, eps_step):
-            """ART's step (NaN steps set to 0, then clipped to the input range) without its three tensor
-            constructions per call; same numbers."""
-            if np.ndim(eps_step) or self.estimator.clip_values is None:
-                return super()._apply_perturbation_pytorch(x, perturbation, eps_step)
-            step = torch.nan_to_num(perturbation * float(np.float32(eps_step)), nan=0.0, posinf=np.inf, neginf=-np.inf)
-            low, high = self.estimator.clip_values
-            return (x + step).clamp(float(low), float(high))
+    def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs) -> np.ndarray:
+        """ART's batch loop without its DataLoader and without the two full prediction passes it spends on a
+        log line even when logging is off; each batch runs ART's own ``_generate_batch``. One random start at
+        most (``num_random_init`` ≤ 1), no mask."""
+        import torch
 
-        def _compute_pytorch(self, x, x_init, y, mask, eps, eps_step, random_init, momentum):
-            if random_init:
-                first = self._batch_id * self.batch_size
-                keys = self.sample_keys[first : first + len(x)]
-                start = random_start(keys, tuple(x.shape[1:]), self.run_norm)
-                x = (x + torch.from_numpy(eps * start).to(x)).clamp(0.0, 1.0)
-            return super()._compute_pytorch(x, x_init, y, mask, eps, eps_step, False, momentum)
+        if self.num_random_init > 1 or kwargs.get("mask") is not None:
+            return super().generate(x, y, **kwargs)
+        self._check_compatibility_input_and_eps(x=x)
+        targets = torch.from_numpy(self._set_targets(x, y).astype(np.float32)).to(self.estimator.device)
+        inputs = torch.from_numpy(x.astype(np.float32)).to(self.estimator.device)
+        adversarial = np.empty(x.shape, dtype=np.float32)
+        for batch_id, first in enumerate(range(0, len(x), self.batch_size)):
+            self._batch_id = batch_id  # read by _compute_pytorch for the batch's sample keys
+            rows = slice(first, first + self.batch_size)
+            adversarial[rows] = self._generate_batch(x=inputs[rows], targets=targets[rows], mask=None,
+                                                     eps=self.eps, eps_step=self.eps_step)
+        return adversarial
 
-    return KeyedPGD
+    def _projection(self, values, eps, norm_p, *, suboptimal: bool = True):
+        """ART's projection; for L∞ with one ε, the same numbers by a clamp (ART broadcasts ε to the shape of the
+        batch and copies it to a tensor at every step)."""
+        if norm_p in ("inf", np.inf) and np.ndim(eps) == 0:
+            return values.clamp(-float(eps), float(eps))
+        return super()._projection(values, eps, norm_p, suboptimal=suboptimal)
+
+    def _compute_perturbation_pytorch(self, x, y, mask, momentum):
+        """ART's step direction; for L∞ without mask, momentum or summary writer, the same numbers in two tensor
+        operations instead of eight (the sign of the loss gradient, NaN entries 0)."""
+        import torch
+
+        if self.norm not in ("inf", np.inf) or mask is not None or self.decay is not None \
+                or self.summary_writer is not None:
+            return super()._compute_perturbation_pytorch(x, y, mask, momentum)
+        direction = torch.nan_to_num(self.estimator.loss_gradient(x=x, y=y).sign(), nan=0.0)
+        return -direction if self.targeted else direction
+
+    def _apply_perturbation_pytorch(self, x, perturbation, eps_step):
+        """ART's step (NaN steps set to 0, then clipped to the input range) without its three tensor constructions
+        per call; same numbers."""
+        import torch
+
+        if np.ndim(eps_step) or self.estimator.clip_values is None:
+            return super()._apply_perturbation_pytorch(x, perturbation, eps_step)
+        step = torch.nan_to_num(perturbation * float(np.float32(eps_step)), nan=0.0, posinf=np.inf, neginf=-np.inf)
+        low, high = self.estimator.clip_values
+        return (x + step).clamp(float(low), float(high))
+
+    def _compute_pytorch(self, x, x_init, y, mask, eps, eps_step, random_init, momentum):
+        import torch
+
+        if random_init:
+            first = self._batch_id * self.batch_size
+            keys = self.sample_keys[first : first + len(x)]
+            start = random_start(keys, tuple(x.shape[1:]), self.run_norm)
+            x = (x + torch.from_numpy(eps * start).to(x)).clamp(0.0, 1.0)
+        return super()._compute_pytorch(x, x_init, y, mask, eps, eps_step, False, momentum)

@@ -24,6 +24,7 @@ from benchmark import ATTACKS, DATASETS, DEFENSES, MODELS
 from benchmark.constraints import Boolean, Constraint, Interval, check_params, check_value, parameter_constraints
 from benchmark.errors import BenchError, ConfigError
 from benchmark.registry import Registry, close_names, did_you_mean, quoted_list
+from benchmark.sweep import SURVIVORS
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
@@ -43,9 +44,8 @@ DEFAULTS: dict[str, Any] = {
 OPTION_NAMES = {"defenses": "--defense", "attacks": "--attack", "seeds": "--seed"}
 NORMS = ("inf", "2")
 QUICK_N_TEST = 100
-SURVIVOR_MODES = ("shared", "per-attack")
 #: The ranges of the run's own integer options (plugins declare theirs in ``parameter_constraints``).
-SEED = Interval(int, 0, 2**32 - 1)
+SEED = Interval(int, 0, 2**31 - 1)  # per-sample keys are seed · 2³² + index, in int64
 SEED_COUNT = Interval(int, 1, 1_000)  # bench evaluate --seeds N
 N_TEST = Interval(int, 1, 1_000_000)
 
@@ -160,7 +160,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
         out=writable_dir(get("out"), where("out"), create=create_out),
         quick=quick,
         n_test=n_test,
-        survivors=parse_choice(get("survivors"), where("survivors"), SURVIVOR_MODES),
+        survivors=parse_choice(get("survivors"), where("survivors"), SURVIVORS),
     )
 
 
@@ -242,7 +242,7 @@ def parse_eps(value: Any, where: str, norm: str) -> tuple[float, ...]:
 
 
 def parse_value(value: Any, where: str, constraint: Constraint) -> Any:
-    """``value`` (text or a TOML value) converted and checked: "--seed: must be an int in [0, 4294967295], got -1"."""
+    """``value`` (text or a TOML value) converted and checked: "--seed: must be an int in [0, 2147483647], got -1"."""
     try:
         return check_value(constraint, value, parse=True)
     except ValueError as exc:

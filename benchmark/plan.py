@@ -17,6 +17,7 @@ from benchmark import DATASETS
 from benchmark.api import DataBundle
 from benchmark.config import EvalConfig, PluginSpec
 from benchmark.provenance import content_hash, library_versions
+from benchmark.sweep import SWEEP_VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchmark.store import Store
@@ -84,6 +85,7 @@ class Job:
             "norm": self.norm,
             "n_test": self.n_test,
             "survivors": self.survivors,
+            "sweep": SWEEP_VERSION,
         }
         return content_hash({"train": self.train_hash, **scoring})
 

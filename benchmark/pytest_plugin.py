@@ -67,8 +67,10 @@ class Robustness:
         shape ``(batch, classes)`` on every test sample. Anything else raises ``DataError`` (a ``ValueError``)."""
         from benchmark.config import expand_suites, parse_eps, parse_plugins
         from benchmark.runner import sample_keys
-        from benchmark.sweep import run_sweep
+        from benchmark.sweep import SURVIVORS, run_sweep
 
+        if survivors not in SURVIVORS:
+            raise ConfigError(f"survivors must be one of {', '.join(SURVIVORS)}, got {survivors!r}")
         x, y, nb_classes = _test_arrays(data)
         if n is not None:
             x, y = x[: _positive(n, "n")], y[:n]

@@ -50,7 +50,7 @@ class AttackRun:
     accuracy: dict[str, float] | None = None  # per ε key: cumulative (shared survivors) or standalone
     median_distance: float | None = None  # minimal-norm attacks: median distance found
     broken_at: tuple[int, ...] = ()  # per sample: index of the first ε that broke it (len(eps): none)
-    distances: tuple[float | None, ...] | None = None  # minimal-norm attacks, per sample (None: nothing found)
+    distances: tuple[float | None, ...] | None = None  # minimal-norm, per sample (None: not attacked or none found)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AttackRun:

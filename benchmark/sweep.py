@@ -6,20 +6,23 @@ the sweep records, per sample, the index of the first ε that broke it (``broken
 worst-case robust accuracy at ε_k is the share of samples that no attack broke at any ε ≤ ε_k (per-sample worst case,
 never an average across attacks).
 
-Which samples an ε-bounded attack is given (``survivors``):
+Which samples each attack run is given (``survivors``) is a *schedule*, one small generator per mode:
 
-* ``"shared"`` (default, DESIGN §1.5): at each ε, ascending, the attacks run in turn — gradient-based ones first,
-  then black-box ones — each on the samples that no attack has broken so far. The worst case is the same as
-  attacking everything; the per-attack numbers are cumulative: robust accuracy after each attack of the cascade
-  (as AutoAttack reports). Running black-box attacks last makes their breaks exactly the samples every gradient
+* ``"shared"`` (default, DESIGN §1.5): white-box minimal-norm attacks run first, once, on every correct sample; then
+  at each ε, ascending, the ε-bounded attacks run in turn — gradient-based ones first, then black-box ones — each on
+  the samples no attack has broken at that ε or a smaller one; black-box minimal-norm attacks run last, once, on the
+  samples that survived the smallest ε. The per-attack numbers are cumulative along that order (as AutoAttack
+  reports). Running black-box attacks after the gradient ones makes their breaks exactly the samples every gradient
   attack missed, which is what the gradient-masking flag looks at.
-* ``"per-attack"``: each attack on the samples it has left robust itself; per-attack numbers are standalone
-  accuracies. Costs more: every attack re-attacks what the others already broke.
-* ``"none"``: every attack on every sample at every ε (the naive loop, for tests and benchmarks).
+* ``"per-attack"``: each attack on the samples it has left robust itself (minimal-norm ones once, on every correct
+  sample); per-attack numbers are standalone accuracies.
+* ``"none"``: every ε-bounded attack on every sample at every ε (the naive loop, for tests and benchmarks).
 
-With ``per-attack`` an attack's numbers are exactly those of the naive loop, because attacks draw their randomness
-per sample from ``keys``. Minimal-norm attacks run once, on every correctly classified sample, in every mode; a
-sample counts as broken at every ε ≥ the distance found, provided the found point really is misclassified.
+Invariant (``tests/test_sweep_property.py``): a suite breaks every sample that any of its sub-suites breaks, in any
+mode and on any grid, for attacks whose outcome on a sample depends only on that sample — all but Square, which ART
+draws per batch. Attacks draw per-sample randomness from ``keys`` and are seeded by their own name. A minimal-norm
+attack's sample counts as broken at every ε ≥ the distance found, provided the found point really is misclassified;
+its median distance is over the samples it attacked.
 
 Every break counted is verified: the perturbed input lies in the ε-ball and in [0, 1] and is misclassified. An attack
 whose output fails that check stops there and reports no per-attack numbers (its outcome carries the error); the
@@ -44,6 +47,10 @@ from benchmark.errors import AttackError
 
 logger = logging.getLogger(__name__)
 
+#: Version of the sweep's semantics, part of every job's scoring hash: results stored under another version are
+#: recomputed, never reused (2: minimal-norm attacks no longer hide samples from the ε-bounded ones).
+SWEEP_VERSION = 2
+
 #: Tolerance for float32 round-off when checking that a perturbation lies in the ε-ball and in [0, 1].
 BALL_TOLERANCE = 1e-5
 
@@ -58,7 +65,7 @@ class AttackOutcome:
     queries: int  # per-sample predictions the attack asked for
     attacked: int  # sample-attack runs performed (the survivor shortcut makes this smaller than n × levels)
     black_box: bool = False
-    distances: np.ndarray | None = None  # minimal-norm attacks: distance found per sample (inf: none)
+    distances: np.ndarray | None = None  # minimal-norm attacks, per sample: distance found (inf: none; NaN: not run)
     error: str | None = None  # set when the attack's output was invalid; then it has no numbers
 
     @property
@@ -66,7 +73,7 @@ class AttackOutcome:
         """Median distance found over the attacked samples (inf when most were not broken)."""
         if self.distances is None:
             return None
-        attacked = self.distances[self.distances > 0]
+        attacked = self.distances[~np.isnan(self.distances)]
         return float(np.median(attacked)) if attacked.size else None
 
 
@@ -207,25 +214,25 @@ def _shared_steps(attacks, levels, correct, tallies) -> Iterator[Step]:
         yield name, None, _alive(tallies, 1)
 
 
-def _per_attack_steps(attacks, levels, correct, tallies) -> Iterator[Step]:
-    """Each attack on its own: minimal-norm ones once on every correct sample; ε-bounded ones at each ε on the
-    samples they have not broken themselves at that ε or below."""
+def _own_steps(attacks, levels, correct, targets) -> Iterator[Step]:
+    """Each attack on its own: minimal-norm ones once on every correct sample, ε-bounded ones at each ε on
+    ``targets(name, k)``."""
     for name, attack in attacks.items():
         if attack.minimal_norm:
             yield name, None, np.flatnonzero(correct)
             continue
         for k in range(1, levels):
-            yield name, k, np.flatnonzero(tallies[name].broken_at > k)
+            yield name, k, targets(name, k)
+
+
+def _per_attack_steps(attacks, levels, correct, tallies) -> Iterator[Step]:
+    """ε-bounded attacks at each ε on the samples they have not broken themselves at that ε or below."""
+    return _own_steps(attacks, levels, correct, lambda name, k: np.flatnonzero(tallies[name].broken_at > k))
 
 
 def _naive_steps(attacks, levels, correct, tallies) -> Iterator[Step]:
-    """Every ε-bounded attack on every sample at every ε (minimal-norm ones once on the correct samples)."""
-    for name, attack in attacks.items():
-        if attack.minimal_norm:
-            yield name, None, np.flatnonzero(correct)
-            continue
-        for k in range(1, levels):
-            yield name, k, np.arange(len(correct))
+    """Every ε-bounded attack on every sample at every ε."""
+    return _own_steps(attacks, levels, correct, lambda name, k: np.arange(len(correct)))
 
 
 SCHEDULES = {"shared": _shared_steps, "per-attack": _per_attack_steps, "none": _naive_steps}
@@ -264,7 +271,8 @@ def run_sweep(
     correct = predict_labels(estimator, x, batch_size) == y
     ordered = {name: attacks[name] for name in execution_order(attacks, survivors)}
     tallies = {name: _Tally(attack=a, broken_at=np.where(correct, len(eps), 0),
-                            distances=np.zeros(len(x)) if a.minimal_norm else None) for name, a in ordered.items()}
+                            distances=np.full(len(x), np.nan) if a.minimal_norm else None)
+               for name, a in ordered.items()}
     total = sum(1 if a.minimal_norm else len(eps) - 1 for a in ordered.values()) if len(eps) > 1 else 0
     steps = SCHEDULES[survivors](ordered, len(eps), correct, tallies) if len(eps) > 1 else ()
     for done, (name, level, targets) in enumerate(steps):

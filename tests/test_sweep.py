@@ -74,6 +74,8 @@ def test_shared_survivors_schedule_minimal_norm_attacks_around_the_cascade(estim
     assert np.array_equal(result.outcomes["pgd"].broken_at[late], pgd[late])
     assert result.outcomes["hopskipjump"].attacked == np.sum(result.worst_broken_at(["cw-linf", "pgd", "noise"]) > 1)
     assert late.any() and result.outcomes["cw-linf"].attacked == result.correct.sum()
+    hsj = result.outcomes["hopskipjump"]  # its distances and their median are over the samples it attacked
+    assert np.sum(~np.isnan(hsj.distances)) == hsj.attacked
     curves = list(result.per_attack().values())
     assert curves[-1] == result.accuracy()
     assert all(after[e] <= before[e] for before, after in zip(curves, curves[1:], strict=False) for e in EPS)
@@ -118,13 +120,15 @@ def test_results_do_not_depend_on_batch_size(estimator, synthetic):
         assert np.array_equal(a.outcomes[name].broken_at, b.outcomes[name].broken_at), name
 
 
-def test_worst_case_combines_attacks_per_sample(estimator, synthetic):
+def test_eps_zero_is_clean_accuracy_and_gradients_are_counted(estimator, synthetic):
     x, y = synthetic.x_test, synthetic.y_test
     result = run_sweep(estimator, x, y, attacks(), EPS, norm="inf", keys=sample_keys(0, len(x)), batch_size=32,
                        survivors="per-attack")
     worst = result.accuracy()
     assert worst[0.0] == pytest.approx(result.correct.mean())
-    assert result.outcomes["pgd"].grad_evals > 0 and result.outcomes["noise"].grad_evals == 0
+    pgd, fgsm, noise = (result.outcomes[name] for name in ("pgd", "fgsm", "noise"))
+    assert pgd.grad_evals == 10 * pgd.attacked > 0  # one input gradient per sample and step
+    assert fgsm.grad_evals == fgsm.attacked and noise.grad_evals == 0
 
 
 def test_accuracy_semantics_on_hand_made_outcomes():
@@ -156,3 +160,17 @@ def test_check_perturbation_catches_escapes():
         check_perturbation("bad", x, x[:1], 0.1, "inf")
     with pytest.raises(AttackError, match="non-finite"):
         check_perturbation("bad", x, x * np.nan, 0.1, "inf")
+
+
+def test_results_of_another_sweep_version_are_recomputed_but_models_reused(tmp_path, monkeypatch):
+    """Stored scores of an older sweep (one whose numbers were wrong) are never reused: the sweep's version is part
+    of every job's scoring hash, not of its training hash."""
+    from benchmark import plan as planning
+    from benchmark.config import build_config
+
+    config = build_config({"dataset": "synthetic", "defenses": "standard", "attacks": "pgd"},
+                          {"out": str(tmp_path / "out")}, create_out=False)
+    job = planning.plan(config, ("fingerprint", 80))[0]
+    now = job.job_hash, job.train_hash
+    monkeypatch.setattr(planning, "SWEEP_VERSION", planning.SWEEP_VERSION - 1)
+    assert job.job_hash != now[0] and job.train_hash == now[1]

@@ -53,10 +53,9 @@ def test_per_sample_attacks_do_not_depend_on_the_batch(estimator, synthetic, nor
     batch it is in (other batch size, other neighbours, other order)."""
     x, y, keys = synthetic.x_test[:40], synthetic.y_test[:40], sample_keys(5, 40)
     order = np.random.default_rng(0).permutation(40)
-    for name in registered(norm):
-        if name in BATCH_RANDOM:
-            continue
-        attack = suite([name])
+    variants = [(name, suite([name])) for name in registered(norm) if name not in BATCH_RANDOM]
+    variants.append(("apgd-ce", {"apgd-ce": bench.ATTACKS.get("apgd-ce")(steps=5, restarts=2)}))
+    for name, attack in variants:
         a = run_sweep(estimator, x, y, attack, GRIDS[norm][0], norm=norm, keys=keys, batch_size=16,
                       survivors="none")
         b = run_sweep(estimator, x[order], y[order], attack, GRIDS[norm][0], norm=norm, keys=keys[order],
