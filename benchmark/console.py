@@ -35,34 +35,35 @@ time_limit_option = click.option(
 
 class OneLineErrors(click.Group):
     """A group whose errors (click's usage errors and ours alike) print one line and exit 2, never a traceback;
-    SIGINT and SIGTERM stop a run with one line and exit 130 / 143."""
+    SIGINT and SIGTERM stop a run with one line and exit 130 / 143. The first stop wins: once a signal (or the time
+    limit) has stopped the run, further ones are ignored until that line is printed."""
 
     def main(self, args=None, prog_name=None, **extra: Any):  # type: ignore[override]
-        try:
-            with stop_on_signals():
+        with stop_on_signals():  # outermost: its exit, after the line below, puts the handlers back
+            try:
                 code = super().main(args=args, prog_name=prog_name or "bench", standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-            sys.exit(0)
-        except click.UsageError as exc:
-            command = exc.ctx.command_path if exc.ctx else "bench"
-            fail(f"{exc.format_message()} (see '{command} --help')")
-        except click.ClickException as exc:
-            fail(exc.format_message())
-        except BenchError as exc:
-            fail(str(exc))
-        except Stopped as stop:
-            click.echo(stop_message(stop), err=True)
-            sys.exit(stop.code)
-        except (click.Abort, KeyboardInterrupt):
-            click.echo("bench: interrupted; finished jobs are kept in the store", err=True)
-            sys.exit(SIGNAL_CODES[signal.SIGINT])
-        except Exception as exc:  # a bug, not bad input: one line, the traceback only with -v
-            if logging.getLogger().isEnabledFor(logging.INFO):
-                raise
-            fail(f"internal error: {type(exc).__name__}: {exc} (finished jobs are kept; rerun with -v for the "
-                 f"traceback)", code=1)
-        sys.exit(code if isinstance(code, int) else 0)
+            except click.exceptions.NoArgsIsHelpError as exc:
+                click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+                sys.exit(0)
+            except click.UsageError as exc:
+                command = exc.ctx.command_path if exc.ctx else "bench"
+                fail(f"{exc.format_message()} (see '{command} --help')")
+            except click.ClickException as exc:
+                fail(exc.format_message())
+            except BenchError as exc:
+                fail(str(exc))
+            except Stopped as stop:
+                click.echo(stop_message(stop), err=True)
+                sys.exit(stop.code)
+            except (click.Abort, KeyboardInterrupt):
+                click.echo("bench: interrupted; finished jobs are kept in the store", err=True)
+                sys.exit(SIGNAL_CODES[signal.SIGINT])
+            except Exception as exc:  # a bug, not bad input: one line, the traceback only with -v
+                if logging.getLogger().isEnabledFor(logging.INFO):
+                    raise
+                fail(f"internal error: {type(exc).__name__}: {exc} (finished jobs are kept; rerun with -v for the "
+                     f"traceback)", code=1)
+            sys.exit(code if isinstance(code, int) else 0)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -108,30 +109,51 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
 
 
+class _Blocks:
+    """The ``raising`` blocks open in the main thread, and whether a stop has fired in them."""
+
+    depth = 0
+    stopping = False
+
+
 @contextlib.contextmanager
 def raising(signals: tuple[signal.Signals, ...], make) -> Iterator[None]:
     """Handlers that raise ``make(signum)`` for ``signals``. The first stop wins: from then on every one of
-    ``STOP_SIGNALS`` is ignored, so the teardown runs to its end; all are restored on exit. Outside the main
-    thread (where Python runs no handlers) nothing changes."""
+    ``STOP_SIGNALS`` stays ignored until the outermost block exits (an inner block, such as ``time_limit``'s inside
+    ``stop_on_signals``', does not put its handlers back), so the teardown runs to its end; then all are restored.
+    Outside the main thread (where Python runs no handlers) nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: object) -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        _Blocks.stopping = True
         for ignored in STOP_SIGNALS:
             signal.signal(ignored, signal.SIG_IGN)
         raise make(signum)
 
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-    for signum in signals:
-        signal.signal(signum, handler)
+    _Blocks.depth += 1
     try:
+        for signum in signals:
+            signal.signal(signum, handler)
         yield
     finally:
-        for signum, action in previous.items():
-            if action is not None:  # None: a handler not installed from Python, which cannot be put back
-                signal.signal(signum, action)
+        leave_block(previous)
+
+
+def leave_block(previous: dict[int, Any]) -> None:
+    """The end of a ``raising`` block: put back the handlers it found, unless a stop has fired and an outer block is
+    still open (the stop signals then stay ignored)."""
+    _Blocks.depth -= 1
+    if _Blocks.stopping and _Blocks.depth > 0:
+        return
+    if _Blocks.depth == 0:
+        _Blocks.stopping = False
+    for signum, action in previous.items():
+        if action is not None:  # None: a handler not installed from Python, which cannot be put back
+            signal.signal(signum, action)
 
 
 def setup_logging(verbose: bool) -> None:
@@ -177,7 +199,7 @@ class BarProgress:
             self.progress.advance(self.jobs)
             if self.steps is not None:
                 self.progress.update(self.steps, completed=self.progress.tasks[self.steps].total,
-                                     description=f"finished {fields['record']['defense']}")
+                                     description=f"finished {fields['summary'].defense}")
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
@@ -205,12 +227,11 @@ class LineProgress:
             self.last_step = time.monotonic()
             self.line(f"{fields['text']} (step {fields['step'] + 1} of {fields['steps']})")
         elif kind == "done":
-            record = fields["record"]
+            summary = fields["summary"]  # a benchmark.executors.JobSummary
             self.finished += 1
-            began = self.started.pop((record["defense"], record["seed"]), None)
+            began = self.started.pop((summary.defense, summary.seed), None)
             took = "" if began is None else f" in {time.monotonic() - began:.1f} s"
-            self.line(f"finished {record['defense']} (seed {record['seed']}){took} "
-                      f"({self.finished} of {self.todo} jobs)")
+            self.line(f"finished {summary.defense} (seed {summary.seed}){took} ({self.finished} of {self.todo} jobs)")
 
     @staticmethod
     def line(text: str) -> None:

@@ -26,12 +26,13 @@ import logging
 import os
 import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchError, Stopped
-from benchmark.fileio import no_space
+from benchmark.fileio import disk_problem
 from benchmark.plan import Job
 from benchmark.runner import Event, run_job
 from benchmark.store import Store
@@ -74,9 +75,18 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+@dataclass(frozen=True, kw_only=True)
+class JobSummary:
+    """What a ``done`` event says about a stored job (all a worker sends back)."""
+
+    job_hash: str
+    defense: str  # the defense's label
+    seed: int
+
+
 def execute(job: Job, out: str, fresh: bool = False, threads: int | None = 1,
-            on_event: Event | None = None) -> dict[str, Any]:
-    """Run one job and commit its record; returns a short summary. This is what a worker runs."""
+            on_event: Event | None = None) -> JobSummary:
+    """Run one job and commit its record; returns its summary. This is what a worker runs."""
     import torch
 
     keep_freed_memory()
@@ -85,7 +95,7 @@ def execute(job: Job, out: str, fresh: bool = False, threads: int | None = 1,
     with Store(out) as store:
         record = run_job(job, store, fresh=fresh, on_event=on_event)
         store.put(record)
-    return {"job_hash": record.job_hash, "defense": record.defense, "seed": record.seed}
+    return JobSummary(job_hash=record.job_hash, defense=record.defense, seed=record.seed)
 
 
 def run_jobs(jobs: list[Job], out: Path, *, executor: str = "auto", workers: int | None = None,
@@ -93,7 +103,7 @@ def run_jobs(jobs: list[Job], out: Path, *, executor: str = "auto", workers: int
              on_event: Event | None = None) -> None:
     """Run the pending ``jobs`` of the store in ``out`` with ``executor``. Events: ``start`` (total, todo),
     ``begin`` (defense, seed, job_hash) when a job starts (not with Ray), the runner's ``phase`` events, and
-    ``done`` (record: a summary) when a job is stored. On ``Stopped`` (a signal or the time limit, see
+    ``done`` (summary: a ``JobSummary``) when a job is stored. On ``Stopped`` (a signal or the time limit, see
     ``benchmark.errors``) every worker is ended before it propagates, with how many of ``jobs`` are stored."""
     emit = on_event or (lambda *args, **kwargs: None)
     try:
@@ -154,7 +164,7 @@ def run_inline(todo: list[Job], out: Path, *, fresh: bool, threads: int | None, 
         except Stopped as stop:
             stop.running = [job_label(job)]
             raise
-        emit("done", record=summary)
+        emit("done", summary=summary)
 
 
 def run_process_pool(todo: list[Job], out: Path, *, fresh: bool, workers: int, emit: Event) -> None:
@@ -168,18 +178,27 @@ def run_process_pool(todo: list[Job], out: Path, *, fresh: bool, workers: int, e
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                                initargs=(events,))  # workers start on the first submits
     running: dict[str, Job] = {}
+    futures: dict[Future, Job] = {}
     try:
-        with signals_blocked():  # workers start with SIGINT and SIGTERM held until they ignore SIGINT
-            futures = {pool.submit(_work, job, str(out), fresh): job for job in todo}
+        with signals_blocked():  # workers start with the stop signals held until they ignore SIGINT
+            futures.update({pool.submit(_work, job, str(out), fresh): job for job in todo})
         failures = collect(futures, events, emit, running)
     except BaseException as exc:
+        if isinstance(exc, Stopped):  # before the workers die: the queue still holds the begins not yet passed on
+            exc.running = [job_label(job) for job in still_running(futures, events, running)]
         kill_workers(pool)
-        if isinstance(exc, Stopped):
-            exc.running = [job_label(job) for job in running.values()]
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     raise_failures(failures, out)
+
+
+def still_running(futures: dict[Future, Job], events, running: dict[str, Job]) -> list[Job]:
+    """The jobs begun and not done: ``running`` and the jobs whose ``begin`` is still queued (noted, not passed on:
+    the run is stopping), less those whose future is done."""
+    forward(events, lambda *args, **fields: None, running, {job.job_hash: job for job in futures.values()})
+    done = {job.job_hash for future, job in futures.items() if future.done()}
+    return [job for job_hash, job in running.items() if job_hash not in done]
 
 
 def collect(futures: dict[Future, Job], events, emit: Event,
@@ -190,11 +209,12 @@ def collect(futures: dict[Future, Job], events, emit: Event,
     remaining = set(futures)
     while remaining:
         done, remaining = wait(remaining, timeout=0.5, return_when=FIRST_COMPLETED)
-        forward(events, emit, running, by_hash)
+        with signals_blocked():  # a stop never lands mid-message: ``still_running`` reads the queue after it
+            forward(events, emit, running, by_hash)
         for future in done:
             running.pop(futures[future].job_hash, None)
             try:
-                emit("done", record=future.result())
+                emit("done", summary=future.result())
             except Exception as exc:  # keep the other jobs running; report at the end
                 failures.append((futures[future], exc))
     return failures
@@ -222,10 +242,10 @@ def kill_workers(pool: ProcessPoolExecutor) -> None:
 
 
 class signals_blocked:  # noqa: N801 - used as a context manager like a function
-    """Hold SIGINT and SIGTERM in this thread (children started meanwhile inherit the held mask); a signal that
-    arrives meanwhile is delivered on exit."""
+    """Hold the signals that stop a run (SIGINT, SIGTERM, and SIGALRM of ``--time-limit``) in this thread (children
+    started meanwhile inherit the held mask); a signal that arrives meanwhile is delivered on exit."""
 
-    SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+    SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGALRM})
 
     def __enter__(self) -> None:
         self.previous = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
@@ -256,7 +276,7 @@ def run_ray(todo: list[Job], out: Path, *, fresh: bool, address: str | None, wor
             [ref], _ = ray.wait([ref for ref in refs if ref not in finished], num_returns=1)
             finished.add(ref)
             try:
-                emit("done", record=ray.get(ref))
+                emit("done", summary=ray.get(ref))
             except Exception as exc:
                 failures.append((refs[ref], exc))
         raise_failures(failures, out)
@@ -278,8 +298,9 @@ def raise_failures(failures: list[tuple[Job, BaseException]], out: Path) -> None
     if not failures:
         return
     job, first = failures[0]
-    if no_space(first):
-        raise BenchError(f"no space left on {out} ({first}); finished jobs are stored")
+    problem = disk_problem(first, out)
+    if problem is not None:
+        raise BenchError(f"{problem} ({first}); finished jobs are stored")
     raise BenchError(f"{len(failures)} job(s) failed (finished jobs are stored); first: {job.defense.label} seed "
                      f"{job.seed}: {type(first).__name__}: {first}")
 
@@ -300,7 +321,7 @@ def _init_worker(events) -> None:
     logging.getLogger("py.warnings").setLevel(logging.ERROR)
 
 
-def _work(job: Job, out: str, fresh: bool) -> dict[str, Any]:
+def _work(job: Job, out: str, fresh: bool) -> JobSummary:
     """A pool worker's job: ``execute`` with one torch thread, its events sent to the parent."""
     def emit(kind: str, **fields: Any) -> None:
         _events.put((kind, fields))

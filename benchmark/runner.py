@@ -21,7 +21,7 @@ from benchmark.errors import BenchError, UnknownNameError
 from benchmark.plan import Job, load_dataset
 from benchmark.provenance import environment, now
 from benchmark.record import ATTACK_TAGS, AttackRun, Record, eps_key
-from benchmark.store import Store
+from benchmark.store import CheckpointInfo, Store
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -58,7 +58,7 @@ class Trained:
     """A job's model as the attacks see it: the trained network inside the defense's test-time wrapper."""
 
     model: Any  # torch.nn.Module, on the job's device
-    info: dict[str, Any]  # what training recorded: train_seconds, train_grad_evals, test_correct
+    info: CheckpointInfo  # what training recorded: its cost, the per-sample clean correctness
     cached: bool  # loaded from a checkpoint rather than trained now
 
 
@@ -130,9 +130,10 @@ def train_or_load(job: Job, data: DataBundle, store: Store, *, fresh: bool, prog
         ctx = RunContext(seed=job.seed, device=job.device, quick=job.quick)
         start = time.perf_counter()
         trained = defense.fit(model, data, ctx)
-        info = {"train_seconds": time.perf_counter() - start, "train_grad_evals": ctx.costs["train_grad_evals"]}
+        train_seconds = time.perf_counter() - start
         model = inference_model(defense, trained)
-        info["test_correct"] = plain_correct(model, data, job.device).astype(int).tolist()
+        info = CheckpointInfo(train_seconds=train_seconds, train_grad_evals=ctx.costs["train_grad_evals"],
+                              test_correct=tuple(plain_correct(model, data, job.device).astype(int).tolist()))
         store.save_checkpoint(job.train_hash, trained, info)
     else:
         model = inference_model(defense, model)
@@ -183,7 +184,7 @@ def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evalua
         input_shape=tuple(data.input_shape), nb_classes=data.nb_classes,
         clean_accuracy=float(sweep.correct.mean()), robust_accuracy=keyed(sweep.accuracy()),
         correct=tuple(sweep.correct.astype(int).tolist()), runs=attack_runs(sweep, evaluation.attacks),
-        train_seconds=trained.info["train_seconds"], train_grad_evals=trained.info["train_grad_evals"],
+        train_seconds=trained.info.train_seconds, train_grad_evals=trained.info.train_grad_evals,
         train_cached=trained.cached, eval_seconds=evaluation.eval_seconds, device=job.device,
         batch_size=evaluation.batch_size, environment=environment(job.device), created_at=now(),
         data_fingerprint=job.data_fingerprint, survivors=job.survivors,
@@ -202,7 +203,7 @@ def attack_runs(sweep: SweepResult, attacks: dict[str, Any]) -> dict[str, Attack
             tags={tag: getattr(attacks[name], tag) for tag in ATTACK_TAGS}, error=o.error,
             accuracy=keyed(curves[name]) if name in curves else None, median_distance=o.median_distance,
             broken_at=tuple(o.broken_at.tolist()),
-            distances=None if o.distances is None else tuple(None if np.isinf(d) else float(d) for d in o.distances),
+            distances=None if o.distances is None else tuple(float(d) if np.isfinite(d) else None for d in o.distances),
         )
         for name, o in sweep.outcomes.items()
     }
@@ -220,10 +221,9 @@ def inference_model(defense: Any, network: torch.nn.Module) -> torch.nn.Module:
     return network if wrap_for_inference is None else wrap_for_inference(network)
 
 
-def stored_correct(info: dict[str, Any], n: int) -> np.ndarray | None:
+def stored_correct(info: CheckpointInfo, n: int) -> np.ndarray | None:
     """The per-sample clean correctness recorded right after training, for the first ``n`` test samples."""
-    correct = info.get("test_correct")
-    return None if correct is None else np.asarray(correct[:n], dtype=bool)
+    return None if info.test_correct is None else np.asarray(info.test_correct[:n], dtype=bool)
 
 
 def plain_correct(model, data, device: str) -> np.ndarray:

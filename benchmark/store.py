@@ -2,8 +2,10 @@
 
 * ``results``: one row per finished job, written in a single transaction when the job ends, so a killed run loses
   only the job in flight. Scalars are real columns; nested results (per-ε, per-attack, per-sample) are JSON.
-* ``checkpoints``: trained models by ``train_hash``, with the file's SHA-256; a file that no longer matches is
-  reported and retrained, never loaded; so is one that matches but does not hold a state dict of the model.
+* ``checkpoints``: trained models by ``train_hash``, with the file's SHA-256 and what training recorded
+  (``CheckpointInfo``, as JSON); a file that no longer matches is reported and retrained, never loaded; so is one
+  that matches but does not hold a state dict of the model. Files are written atomically through
+  ``benchmark.fileio`` (never through a symlink), into a ``checkpoints`` directory that must not be a symlink.
 * ``datasets``: each dataset's fingerprint and test size per source (see ``benchmark.plan.data_facts``), so a
   re-run can plan without loading the data.
 * ``meta``: the newest record schema version the store holds (``benchmark.record``): a harness refuses a store of a
@@ -16,14 +18,17 @@ WAL journaling and a busy timeout let several processes write one store at once.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchError
+from benchmark.fileio import write_bytes
 from benchmark.record import RECORD_VERSION, Record
 
 logger = logging.getLogger(__name__)
@@ -70,6 +75,28 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 
 RESULT_COLUMNS = ("job_hash", "train_hash", "dataset", "model", "defense", "seed", "norm", "clean_accuracy",
                   "train_seconds", "eval_seconds", "device", "git_sha", "created_at", "record", "checksum")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointInfo:
+    """What training recorded with a checkpoint: its cost, and per test sample whether the trained model classified
+    it correctly (None in checkpoints stored before it was recorded)."""
+
+    train_seconds: float
+    train_grad_evals: int
+    test_correct: tuple[int, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form: a JSON object with these keys (``test_correct`` left out when None)."""
+        fields = {"train_seconds": self.train_seconds, "train_grad_evals": self.train_grad_evals}
+        return fields if self.test_correct is None else {**fields, "test_correct": list(self.test_correct)}
+
+    @classmethod
+    def from_json(cls, fields: dict[str, Any]) -> CheckpointInfo:
+        """Read the stored form (every version written so far)."""
+        correct = fields.get("test_correct")
+        return cls(train_seconds=float(fields["train_seconds"]), train_grad_evals=int(fields["train_grad_evals"]),
+                   test_correct=None if correct is None else tuple(int(c) for c in correct))
 
 
 def sha256_file(path: Path) -> str:
@@ -191,23 +218,35 @@ class Store:
         return [found[h] for h in order if h in found]
 
     # checkpoints ------------------------------------------------------------------------------------------------
-    def save_checkpoint(self, train_hash: str, model, info: dict[str, Any]) -> Path:
-        """Save ``model``'s state dict atomically and record its checksum."""
+    def save_checkpoint(self, train_hash: str, model, info: CheckpointInfo) -> Path:
+        """Save ``model``'s state dict atomically (``benchmark.fileio.write_bytes``: a temporary file of an
+        unpredictable name, renamed over the target, never written through a symlink) and record its checksum."""
         import torch
 
-        directory = self.root / CHECKPOINT_DIR
-        directory.mkdir(exist_ok=True)
-        path = directory / f"{train_hash}.pt"
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, partial)
-        os.replace(partial, path)
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+        path = write_bytes(self.checkpoint_directory() / f"{train_hash}.pt", buffer.getvalue())
         with self.transaction():
             self.db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
-                            (train_hash, str(path.relative_to(self.root)), sha256_file(path), json.dumps(info)))
+                            (train_hash, str(path.relative_to(self.root)), sha256_file(path),
+                             json.dumps(info.to_json())))
         return path
 
-    def load_checkpoint(self, train_hash: str, model) -> dict[str, Any] | None:
-        """Load the checkpoint of ``train_hash`` into ``model``; None if there is none or it fails its checksum."""
+    def checkpoint_directory(self) -> Path:
+        """``checkpoints`` in the store's directory, created if needed; refused if it is a symlink (checkpoints
+        would land wherever it points)."""
+        directory = self.root / CHECKPOINT_DIR
+        if directory.is_symlink():
+            raise BenchError(f"{directory} is a symlink: refusing to write checkpoints through it")
+        try:
+            directory.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise BenchError(f"cannot create {directory}: {exc.strerror or exc}") from None
+        return directory
+
+    def load_checkpoint(self, train_hash: str, model) -> CheckpointInfo | None:
+        """Load the checkpoint of ``train_hash`` into ``model`` and return what training recorded with it; None if
+        there is none or it is unusable (reported)."""
         import torch
 
         row = self.db.execute("SELECT file, sha256, info FROM checkpoints WHERE train_hash = ?",
@@ -229,7 +268,7 @@ class Store:
             logger.warning("checkpoint %s is corrupted (%s): retraining", path, problem)
             return None
         model.load_state_dict(state)
-        return json.loads(row[2])
+        return CheckpointInfo.from_json(json.loads(row[2]))
 
 
 def state_dict_problem(state: Any, model) -> str | None:

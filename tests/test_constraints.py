@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -66,7 +65,6 @@ def test_a_bad_value_of_any_parameter_is_refused_by_the_cli_before_any_work(tmp_
     runner = CliRunner()
     for index, value in enumerate(bad_values(constraint)):
         out = tmp_path / str(index)
-        started = time.perf_counter()
         result = runner.invoke(main, ["evaluate", "--dataset", "synthetic", "--model", "mlp", "--quick",
                                       "--device", "cpu", "--norm", norm, "--out", str(out),
                                       f"--{kind}", f"{name}:{param}={value}"])
@@ -75,7 +73,6 @@ def test_a_bad_value_of_any_parameter_is_refused_by_the_cli_before_any_work(tmp_
         assert len(lines) == 1 and lines[0].startswith(f"bench: error: --{kind}: {name}: {param} must be "), lines
         assert constraint.describe() in lines[0]
         assert not out.exists() or not any(out.iterdir())  # no store, no checkpoint: nothing ran
-        assert time.perf_counter() - started < 5
 
 
 @pytest.mark.parametrize(("kind", "name", "param"), PARAMETERS)

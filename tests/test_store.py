@@ -1,4 +1,5 @@
 import json
+import os
 import sqlite3
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 import benchmark as bench
 from benchmark.errors import BenchError
 from benchmark.record import AttackRun, Environment, Record
-from benchmark.store import SCHEMA_VERSION, Store
+from benchmark.store import SCHEMA_VERSION, CheckpointInfo, Store
 
 
 def record(job_hash="j1", defense="standard", **fields) -> Record:
@@ -41,12 +42,38 @@ def test_put_and_read_back(tmp_path):
     assert '"broken_at":[1,2,1,0]' in text  # per-sample arrays stay compact
 
 
-def test_failed_write_leaves_store_intact(tmp_path):
+class FailingMetaUpdate:
+    """A connection whose ``UPDATE meta`` fails (as a full disk would), everything else passed through."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def execute(self, sql: str, *args):
+        if sql.startswith("UPDATE meta"):
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self.db, name)
+
+
+def test_a_write_failing_inside_the_transaction_is_rolled_back(tmp_path, monkeypatch):
+    """``put`` inserts the record, then raises the schema version; when the second statement fails, the first is
+    rolled back: no record, the old version, and a later ``put`` succeeds."""
     with Store(tmp_path) as store:
         store.put(record())
-        with pytest.raises(TypeError, match="not JSON serializable"):
-            store.put(record("j2", defense_params={"unwritable": object()}))
+        with store.transaction():  # a store last written by an older harness: put raises its version
+            store.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION - 1),))
+        connection = store.db
+        monkeypatch.setattr(store, "db", FailingMetaUpdate(connection))
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            store.put(record("j2"))
+        monkeypatch.setattr(store, "db", connection)
+        assert not connection.in_transaction
         assert [r.job_hash for r in store.records()] == ["j1"]
+        assert store.schema_version == SCHEMA_VERSION - 1
+        store.put(record("j2"))
+        assert [r.job_hash for r in store.records()] == ["j1", "j2"] and store.schema_version == SCHEMA_VERSION
 
 
 def test_newer_schema_is_refused(tmp_path):
@@ -68,9 +95,10 @@ def test_not_a_database_is_a_clear_error(tmp_path):
 def test_checkpoint_roundtrip_and_corruption(tmp_path, caplog):
     model = bench.MODELS.get("mlp")((1, 6, 6), 4)
     with Store(tmp_path) as store:
-        path = store.save_checkpoint("t1", model, {"train_seconds": 1.5, "train_grad_evals": 10})
+        info = CheckpointInfo(train_seconds=1.5, train_grad_evals=10, test_correct=(1, 0, 1))
+        path = store.save_checkpoint("t1", model, info)
         fresh = bench.MODELS.get("mlp")((1, 6, 6), 4)
-        assert store.load_checkpoint("t1", fresh) == {"train_seconds": 1.5, "train_grad_evals": 10}
+        assert store.load_checkpoint("t1", fresh) == info
         for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True):
             assert torch.equal(a, b)
         store.put(record())
@@ -84,6 +112,57 @@ def test_checkpoint_roundtrip_and_corruption(tmp_path, caplog):
         assert store.load_checkpoint("unknown", fresh) is None
     with pytest.raises(BenchError, match="no stored result for defense 'nope'"):
         bench.load_model(tmp_path, defense="nope")
+
+
+@pytest.mark.parametrize(
+    ("stored", "info"),
+    [
+        ('{"train_seconds": 2.5, "train_grad_evals": 7}', CheckpointInfo(train_seconds=2.5, train_grad_evals=7)),
+        ('{"train_seconds": 2.5, "train_grad_evals": 7, "test_correct": [1, 0]}',
+         CheckpointInfo(train_seconds=2.5, train_grad_evals=7, test_correct=(1, 0))),
+    ],
+    ids=["before-test-correct", "with-test-correct"],
+)
+def test_checkpoint_info_is_stored_as_before_and_old_checkpoints_still_load(tmp_path, stored, info):
+    """The ``info`` column keeps its JSON object (what earlier harnesses wrote and later ones read), both ways."""
+    model = bench.MODELS.get("mlp")((1, 6, 6), 4)
+    with Store(tmp_path) as store:
+        store.save_checkpoint("t1", model, info)
+        assert json.loads(store.db.execute("SELECT info FROM checkpoints").fetchone()[0]) == json.loads(stored)
+        with store.transaction():
+            store.db.execute("UPDATE checkpoints SET info = ?", (stored,))
+        assert store.load_checkpoint("t1", bench.MODELS.get("mlp")((1, 6, 6), 4)) == info
+
+
+def test_a_checkpoint_is_never_written_through_a_planted_symlink(tmp_path):
+    """Symlinks planted at the checkpoint's file and at the name of the temporary file earlier harnesses used are
+    replaced or left alone, never followed; no temporary file is left behind."""
+    model = bench.MODELS.get("mlp")((1, 6, 6), 4)
+    victims = tmp_path / "victims"
+    victims.mkdir()
+    (tmp_path / "out" / "checkpoints").mkdir(parents=True)
+    planted = [tmp_path / "out" / "checkpoints" / name for name in ("t1.pt", f"t1.{os.getpid()}.partial")]
+    for index, link in enumerate(planted):
+        (victims / str(index)).write_text("precious")
+        link.symlink_to(victims / str(index))
+    with Store(tmp_path / "out") as store:
+        path = store.save_checkpoint("t1", model, CheckpointInfo(train_seconds=1.0, train_grad_evals=1))
+        assert store.load_checkpoint("t1", bench.MODELS.get("mlp")((1, 6, 6), 4)) is not None
+    assert [victim.read_text() for victim in sorted(victims.iterdir())] == ["precious", "precious"]
+    assert path == planted[0] and path.is_file() and not path.is_symlink()
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(link.name for link in planted)
+
+
+def test_a_symlinked_checkpoint_directory_is_refused_in_one_line(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "checkpoints").symlink_to(elsewhere)
+    model = bench.MODELS.get("mlp")((1, 6, 6), 4)
+    with Store(tmp_path / "out") as store, \
+            pytest.raises(BenchError, match=r"checkpoints is a symlink: refusing to write checkpoints through it$"):
+        store.save_checkpoint("t1", model, CheckpointInfo(train_seconds=1.0, train_grad_evals=1))
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_tampered_record_is_left_out_and_reported(tmp_path, caplog):
@@ -171,7 +250,7 @@ def test_checkpoint_that_is_not_a_state_dict_is_reported_in_one_line_and_not_loa
                                                                                      reason):
     model = bench.MODELS.get("mlp")((1, 6, 6), 4)
     with Store(tmp_path) as store:
-        store.save_checkpoint("t1", model, {"train_seconds": 1.0, "train_grad_evals": 1})
+        store.save_checkpoint("t1", model, CheckpointInfo(train_seconds=1.0, train_grad_evals=1))
         if content == "shape":  # the right keys, one tensor of the wrong shape
             content = {key: value[..., :1] if index == 0 else value
                        for index, (key, value) in enumerate(model.state_dict().items())}

@@ -101,6 +101,16 @@ def test_bad_baselines_exit_2_with_one_line(baseline, tmp_path, edit, message):
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
 
 
+def test_an_infinite_median_distance_is_a_valid_baseline_number():
+    """A minimal-norm attack that broke under half the samples it attacked has an infinite median distance: the
+    leaderboard writes it (shown as ∞), and the baseline stays valid; anywhere else an infinity is malformed."""
+    from benchmark.cli_reports import number_problem
+
+    assert number_problem(("rows", 0, "median_distance", "hopskipjump"), float("inf"), 4) is None
+    assert number_problem(("rows", 0, "median_distance", "hopskipjump"), float("nan"), 4) == "a finite number"
+    assert number_problem(("rows", 0, "train_seconds"), float("inf"), 4) == "a finite number"
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
@@ -117,16 +127,6 @@ def test_bad_baselines_exit_2_with_one_line(baseline, tmp_path, edit, message):
         (("rows", 0, "train_seconds"), float("-inf"), "rows[0].train_seconds is -inf; expected a finite number"),
     ],
 )
-def test_an_infinite_median_distance_is_a_valid_baseline_number():
-    """A minimal-norm attack that broke under half the samples it attacked has an infinite median distance: the
-    leaderboard writes it (shown as ∞), and the baseline stays valid; anywhere else an infinity is malformed."""
-    from benchmark.cli_reports import number_problem
-
-    assert number_problem(("rows", 0, "median_distance", "hopskipjump"), float("inf"), 4) is None
-    assert number_problem(("rows", 0, "median_distance", "hopskipjump"), float("nan"), 4) == "a finite number"
-    assert number_problem(("rows", 0, "train_seconds"), float("inf"), 4) == "a finite number"
-
-
 def test_baselines_with_a_bad_number_are_malformed(baseline, tmp_path, field, value, message):
     """NaN, infinite or out-of-range numbers (once "+nan ok", exit 0) make the baseline malformed: exit 2, naming
     the field."""

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -98,8 +99,8 @@ def test_evaluate_records_renders_and_resumes(tmp_path):
         (["--eps", "-0.1"], "--eps: ε must be a finite number ≥ 0"),
         (["--eps", "abc"], "--eps: 'abc' is not a number"),
         (["--eps", "2"], "exceeds 1"),
-        (["--seed", "-3"], "--seed: must be an int in [0, 4294967295], got -3"),
-        (["--seed", "1.5"], "--seed: must be an int in [0, 4294967295], got '1.5'"),
+        (["--seed", "-3"], "--seed: must be an int in [0, 2147483647], got -3"),
+        (["--seed", "1.5"], "--seed: must be an int in [0, 2147483647], got '1.5'"),
         (["--device", "cuda"], "CUDA is not available"),
         (["--defense", ""], "--defense: the defense list is empty"),
         (["--defense", "pgd-at:epz=1"], "has no parameter 'epz'; did you mean 'eps'?"),
@@ -269,6 +270,34 @@ def test_a_full_disk_under_the_store_says_no_space_left(tmp_path, monkeypatch, c
                                                     f"is full)"]
 
 
+def test_leaderboard_files_are_read_and_written_under_an_exclusive_lock(stored_results, tmp_path, monkeypatch):
+    """Between reading the store and writing ``leaderboard.md``/``.json``, another run cannot do either: it waits on
+    the lock, so the files it writes next are rendered from a store that holds this run's results."""
+    import fcntl
+    import shutil
+
+    from benchmark import cli_reports, fileio
+
+    out = Path(shutil.copytree(stored_results, tmp_path / "out"))
+
+    def held() -> bool:
+        with open(out / ".leaderboard.lock", "a") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False
+
+    seen = []
+    stored_board, write_text = cli_reports.stored_board, fileio.write_text
+    monkeypatch.setattr(cli_reports, "stored_board", lambda *args: seen.append(("read", held())) or stored_board(*args))
+    monkeypatch.setattr(fileio, "write_text", lambda *args: seen.append(("write", held())) or write_text(*args))
+    files = cli_reports.write_leaderboards(out, cli_reports.load_board(str(out), None, None))
+    assert [path.name for path in files] == ["leaderboard.md", "leaderboard.json"]
+    assert seen == [("read", True), ("write", True), ("write", True)]
+    assert not held()
+
+
 @pytest.mark.slow
 def test_concurrent_runs_on_one_out_both_reach_the_leaderboard(tmp_path):
     """Two runs with the same settings and different defenses share --out: leaderboard.md and .json show both
@@ -290,19 +319,102 @@ def test_concurrent_runs_on_one_out_both_reach_the_leaderboard(tmp_path):
     assert [row["defense"] for row in board["rows"]] == ["standard"] and board["attacks"] == ["fgsm"]
 
 
-def test_a_stop_leaves_the_signal_handlers_as_they_were():
-    """The time limit raises ``Stopped`` (exit 2) in the main thread, and every handler is put back afterwards."""
-    import signal
-    import time
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
 
+
+@pytest.fixture
+def test_handlers():
+    """SIGINT and SIGTERM handlers of the test's own (a signal that reaches them fails the test instead of ending the
+    session or the process); the handlers of all three stop signals as they were before the test."""
+    def reached(signum, frame):
+        raise AssertionError(f"{signal.Signals(signum).name} reached the handler in place before the run")
+
+    saved = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    signal.signal(signal.SIGINT, reached)
+    signal.signal(signal.SIGTERM, reached)
+    try:
+        yield {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    finally:
+        for signum, action in saved.items():
+            signal.signal(signum, action)
+
+
+def test_a_stop_leaves_the_signal_handlers_as_they_were(test_handlers):
+    """The time limit raises ``Stopped`` (exit 2) in the main thread, and every handler is put back afterwards."""
     from benchmark.console import stop_on_signals, time_limit
     from benchmark.errors import Stopped
 
-    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
-    before = [signal.getsignal(signum) for signum in signals]
-    start = time.monotonic()
     with pytest.raises(Stopped) as stop, stop_on_signals(), time_limit(0.2):
-        time.sleep(10)
-    assert time.monotonic() - start < 5 and stop.value.code == 2
-    assert stop.value.reason == "--time-limit of 0.2 s reached"
-    assert [signal.getsignal(signum) for signum in signals] == before
+        signal.pause()  # until the time limit's SIGALRM
+    assert stop.value.code == 2 and stop.value.reason == "--time-limit of 0.2 s reached"
+    assert {signum: signal.getsignal(signum) for signum in STOP_SIGNALS} == test_handlers
+
+
+def test_the_first_stop_wins_over_signals_during_the_teardown(test_handlers):
+    """A Ctrl-C and a SIGTERM arriving while a run stopped by its time limit tears down (after the time limit's own
+    block has ended, inside the outer one) are ignored: the time limit's stop is the one reported."""
+    from benchmark.console import stop_on_signals, time_limit
+    from benchmark.errors import Stopped
+
+    torn_down = False
+    with pytest.raises(Stopped) as stop, stop_on_signals():
+        try:
+            with time_limit(0.05):
+                signal.pause()
+        finally:  # the teardown
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+            torn_down = True
+    assert torn_down and stop.value.code == 2 and stop.value.reason == "--time-limit of 0.05 s reached"
+    assert {signum: signal.getsignal(signum) for signum in STOP_SIGNALS} == test_handlers
+
+
+def test_a_ctrl_c_while_the_stop_line_is_printed_is_ignored(test_handlers, monkeypatch, capsys):
+    """``bench``'s own exit handling: a second Ctrl-C while it prints the line of a stopped run changes nothing (no
+    KeyboardInterrupt, the same exit code); the handlers are put back afterwards."""
+    import click
+
+    from benchmark import console
+
+    @click.group(cls=console.OneLineErrors)
+    def group() -> None:
+        pass
+
+    @group.command()
+    def stall() -> None:
+        with console.time_limit(0.05):
+            signal.pause()
+
+    def message_during_a_ctrl_c(stop):
+        os.kill(os.getpid(), signal.SIGINT)
+        return stop_message(stop)
+
+    stop_message = console.stop_message
+    monkeypatch.setattr(console, "stop_message", message_during_a_ctrl_c)
+    with pytest.raises(SystemExit) as exit:
+        group.main(["stall"])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "bench: error: --time-limit of 0.05 s reached while no job was running; finished jobs are kept"]
+    assert {signum: signal.getsignal(signum) for signum in STOP_SIGNALS} == test_handlers
+
+
+def test_both_progress_reporters_read_the_typed_job_summary(capsys):
+    from benchmark.console import BarProgress, LineProgress
+    from benchmark.executors import JobSummary
+
+    def run(reporter):
+        with reporter as on_event:
+            on_event("start", total=2, todo=1)
+            on_event("begin", defense="pgd-at", seed=3, job_hash="abc")
+            on_event("phase", text="pgd-at (seed 3): training", step=0, steps=2)
+            on_event("done", summary=JobSummary(job_hash="abc", defense="pgd-at", seed=3))
+        return reporter
+
+    run(LineProgress())
+    lines = [line.split(" ", 2)[2] for line in capsys.readouterr().out.splitlines()]
+    assert lines[0] == "2 jobs: 1 to run, 1 cached" and lines[1] == "started pgd-at (seed 3)"
+    assert re.fullmatch(r"finished pgd-at \(seed 3\) in [\d.]+ s \(1 of 1 jobs\)", lines[-1]), lines
+    bars = run(BarProgress())
+    assert [task.description for task in bars.progress.tasks] == ["jobs (1 cached)", "finished pgd-at"]
+    assert bars.progress.tasks[0].completed == 1
