@@ -42,8 +42,8 @@ def load_board(store_path: str, dataset: str | None, norm: str | None, defenses:
         records = [r for r in records if r.defense in defenses]
     if not records:
         raise ConfigError(f"--store: no stored results in {store_path} match the filters")
-    same = [r for r in records if r.board_key == records[-1].board_key]  # the newest record's kind
-    return build_leaderboard(same)
+    newest = suite_settings(records[-1])  # the newest record's kind; one row per defense, model and seed
+    return build_leaderboard(newest_rows(records, lambda record: suite_settings(record) == newest))
 
 
 @click.command()
@@ -104,16 +104,29 @@ def stored_board(out: Path, board):
         records = store.records()
     this_run = {row["provenance"]["job_hash"] for row in board.rows}
     wanted = {settings(record) for record in records if record.job_hash in this_run}
+    return build_leaderboard(newest_rows(records, lambda record: settings(record) in wanted),
+                             headline_eps=board.headline_eps)
+
+
+def newest_rows(records: list, keep) -> list:
+    """Of the ``records`` (oldest first) for which ``keep(record)`` holds, the newest per (defense, model, seed): a
+    re-run of the same row (e.g. after a harness upgrade changed its job hash) replaces the older result."""
     newest = {}
-    for record in records:  # oldest first: a newer record of the same row replaces an older one
-        if settings(record) in wanted:
+    for record in records:
+        if keep(record):
             newest[record.defense, record.model, record.seed] = record
-    return build_leaderboard(list(newest.values()), headline_eps=board.headline_eps)
+    return list(newest.values())
+
+
+def suite_settings(record) -> tuple:
+    """What rows on one ``bench leaderboard`` share: dataset, norm, ε grid, survivor mode, attacks and their
+    parameters, test samples, quick (the model may differ)."""
+    return record.board_key, json.dumps(record.attacks), record.n_test, record.quick
 
 
 def settings(record) -> tuple:
     """What rows on one ``leaderboard.md`` share: everything of a job but the defense and the seed."""
-    return record.board_key, record.model, json.dumps(record.attacks), record.n_test, record.quick
+    return (*suite_settings(record), record.model)
 
 
 @click.command()
