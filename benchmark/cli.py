@@ -13,16 +13,7 @@ from typing import Any
 import click
 
 from benchmark import cli_reports
-from benchmark.console import (
-    OneLineErrors,
-    dry_run_option,
-    print_board,
-    print_plan,
-    progress_reporter,
-    setup_logging,
-    time_limit,
-    time_limit_option,
-)
+from benchmark.console import OneLineErrors, dry_run_option, print_board, run_or_plan, setup_logging, time_limit_option
 
 KINDS = ("defenses", "attacks", "datasets", "models")
 
@@ -102,18 +93,12 @@ def describe_params(plugin: Any) -> str:
 def evaluate(config_file: str | None, fresh: bool, executor: str, workers: int | None, address: str | None,
              time_limit_s: float | None, dry_run: bool, verbose: bool, **options: Any) -> None:
     """Train each defense, attack it over the ε sweep, and print the leaderboard."""
-    from benchmark.evaluate import evaluate as run_evaluation
-    from benchmark.fileio import disk_errors
-
     setup_logging(verbose)
-    if dry_run:
-        print_plan(evaluation_config(config_file, options, create_out=False), fresh=fresh)
+    config, board = run_or_plan(lambda create_out: evaluation_config(config_file, options, create_out=create_out),
+                                dry_run=dry_run, time_limit_s=time_limit_s, fresh=fresh, executor=executor,
+                                workers=workers, address=address)
+    if board is None:
         return
-    with time_limit(time_limit_s):
-        config = evaluation_config(config_file, options)
-        with disk_errors(config.out), progress_reporter() as on_event:
-            board = run_evaluation(config, fresh=fresh, executor=executor, workers=workers, address=address,
-                                   on_event=on_event)
     print_board(board)
     if config.quick:
         click.echo("Quick run: fewer epochs and test samples; not for comparison with full runs.")

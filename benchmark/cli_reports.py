@@ -12,16 +12,7 @@ from typing import Any
 
 import click
 
-from benchmark.console import (
-    dry_run_option,
-    print_board,
-    print_diff,
-    print_plan,
-    progress_reporter,
-    setup_logging,
-    time_limit,
-    time_limit_option,
-)
+from benchmark.console import dry_run_option, print_board, print_diff, run_or_plan, setup_logging, time_limit_option
 from benchmark.errors import BenchError, ConfigError
 
 FORMAT_CHOICES = ("md", "csv", "json", "tex", "html", "all")
@@ -253,20 +244,16 @@ def check(baseline_path: str, tolerance: float, out_dir: str, device: str, time_
     """Re-evaluate a baseline's configuration and fail (exit 1) on a regression beyond the tolerance or a
     significant paired drop; exit 2 if the baseline is missing, malformed or cannot be reproduced."""
     from benchmark.compare import check_rows
-    from benchmark.evaluate import evaluate
-    from benchmark.fileio import disk_errors
 
     setup_logging(verbose)
     if not 0 <= tolerance < 1:
         raise ConfigError(f"--tolerance: expected a fraction in [0, 1), got {tolerance}")
     baseline = read_baseline(baseline_path)
-    if dry_run:
-        print_plan(baseline_config(baseline, baseline_path, out_dir, device, dry_run=True))
+    _, board = run_or_plan(lambda create_out: baseline_config(baseline, baseline_path, out_dir, device,
+                                                              dry_run=not create_out),
+                           dry_run=dry_run, time_limit_s=time_limit_s)
+    if board is None:
         return
-    with time_limit(time_limit_s):
-        config = baseline_config(baseline, baseline_path, out_dir, device)
-        with disk_errors(config.out), progress_reporter() as on_event:
-            board = evaluate(config, on_event=on_event)
     if list(board.eps) != list(baseline["eps"]):
         raise ConfigError(f"the fresh ε grid {list(board.eps)} differs from the baseline's {baseline['eps']}")
     print_board(board)

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from benchmark.errors import BenchError, Stopped
+from benchmark.errors import STOP_SIGNALS, BenchError, Stopped
 
 #: Exit codes of a run stopped by a signal: 128 + the signal's number, as shells report it.
 SIGNAL_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -105,8 +105,6 @@ def time_limit(seconds: float | None) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-#: The signals that stop a run; once one has, the others are ignored until the teardown is over.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
 
 
 class _Blocks:
@@ -245,6 +243,23 @@ class LineProgress:
 dry_run_option = click.option(
     "--dry-run", is_flag=True, help="Check the configuration and list the jobs it plans (stored in --out or to run), "
                                     "training, attacking and writing nothing.")
+
+
+def run_or_plan(make_config, *, dry_run: bool, time_limit_s: float | None, fresh: bool = False, **options: Any):
+    """What ``bench evaluate`` and ``bench check`` do with their configuration: with ``dry_run``, print the plan of
+    ``make_config(create_out=False)`` and return ``(None, None)``; otherwise build it, run it within the time limit
+    with progress on the console and disk problems as one line, and return ``(config, leaderboard)``. ``options``
+    go to ``benchmark.evaluate.evaluate`` (executor, workers, address)."""
+    from benchmark.evaluate import evaluate
+    from benchmark.fileio import disk_errors
+
+    if dry_run:
+        print_plan(make_config(create_out=False), fresh=fresh)
+        return None, None
+    with time_limit(time_limit_s):
+        config = make_config(create_out=True)
+        with disk_errors(config.out), progress_reporter() as on_event:
+            return config, evaluate(config, fresh=fresh, on_event=on_event, **options)
 
 
 def print_plan(config, *, fresh: bool = False) -> None:

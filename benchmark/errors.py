@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+
+#: The signals that stop a run (``Stopped``): SIGINT, SIGTERM, and SIGALRM of ``--time-limit``.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
+
 
 class BenchError(Exception):
     """Bad input or an unusable environment; the message is shown to the user as is."""

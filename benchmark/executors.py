@@ -31,7 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import BenchError, Stopped
+from benchmark.errors import STOP_SIGNALS, BenchError, Stopped
 from benchmark.fileio import disk_problem
 from benchmark.plan import Job
 from benchmark.runner import Event, run_job
@@ -242,13 +242,11 @@ def kill_workers(pool: ProcessPoolExecutor) -> None:
 
 
 class signals_blocked:  # noqa: N801 - used as a context manager like a function
-    """Hold the signals that stop a run (SIGINT, SIGTERM, and SIGALRM of ``--time-limit``) in this thread (children
-    started meanwhile inherit the held mask); a signal that arrives meanwhile is delivered on exit."""
-
-    SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGALRM})
+    """Hold the signals that stop a run (``STOP_SIGNALS``) in this thread (children started meanwhile inherit the
+    held mask); a signal that arrives meanwhile is delivered on exit."""
 
     def __enter__(self) -> None:
-        self.previous = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        self.previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
     def __exit__(self, *exc: object) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, self.previous)
@@ -314,7 +312,7 @@ def _init_worker(events) -> None:
     warnings only, and Python warnings (ART's) into the log, not the terminal (the parent shows progress)."""
     global _events
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, signals_blocked.SIGNALS)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     _events = events
     logging.basicConfig(level=logging.WARNING, format="bench worker: %(levelname)s: %(name)s: %(message)s")
     logging.captureWarnings(True)

@@ -73,7 +73,7 @@ def write_figure(path: str | os.PathLike, figure, fmt: str, **options) -> Path:
 
 
 def make_directory(path: str | os.PathLike, what: str) -> Path:
-    """Create directory ``path`` (and its parents) if needed; ``what`` names the option in the error."""
+    """Create directory ``path`` (and its parents) if needed; ``what`` names the option in the error ("": none)."""
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)

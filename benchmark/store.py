@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchError
-from benchmark.fileio import write_bytes
+from benchmark.fileio import make_directory, write_bytes
 from benchmark.record import RECORD_VERSION, Record
 
 logger = logging.getLogger(__name__)
@@ -238,11 +238,7 @@ class Store:
         directory = self.root / CHECKPOINT_DIR
         if directory.is_symlink():
             raise BenchError(f"{directory} is a symlink: refusing to write checkpoints through it")
-        try:
-            directory.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise BenchError(f"cannot create {directory}: {exc.strerror or exc}") from None
-        return directory
+        return make_directory(directory, "")
 
     def load_checkpoint(self, train_hash: str, model) -> CheckpointInfo | None:
         """Load the checkpoint of ``train_hash`` into ``model`` and return what training recorded with it; None if

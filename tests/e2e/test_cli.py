@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.errors import STOP_SIGNALS
+
 QUICK = ["--dataset", "synthetic", "--model", "mlp", "--quick", "--device", "cpu"]
 
 
@@ -318,8 +320,6 @@ def test_concurrent_runs_on_one_out_both_reach_the_leaderboard(tmp_path):
     board = json.loads((out / "leaderboard.json").read_text())
     assert [row["defense"] for row in board["rows"]] == ["standard"] and board["attacks"] == ["fgsm"]
 
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
 
 
 @pytest.fixture
