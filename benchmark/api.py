@@ -22,7 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True, eq=False)
 class DataBundle:
-    """A dataset split: inputs in [0, 1] as float32 ``(n, C, H, W)``, integer labels ``0 … nb_classes-1``."""
+    """A dataset split: inputs in [0, 1] as float32 ``(n, C, H, W)`` images or ``(n, d)`` feature vectors (any rank
+    ≥ 2), integer labels ``0 … nb_classes-1``. The train split may be empty (0 samples shaped like the test samples):
+    data to score a model that was trained elsewhere."""
 
     name: str
     x_train: np.ndarray
@@ -37,10 +39,18 @@ class DataBundle:
         for split in ("train", "test"):
             check_split(getattr(self, f"x_{split}"), getattr(self, f"y_{split}"), f"x_{split}", f"y_{split}")
             check_labels(getattr(self, f"y_{split}"), self.nb_classes, f"y_{split}")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise DataError(f"x_train holds samples of shape {self.x_train.shape[1:]} but x_test of shape "
+                            f"{self.x_test.shape[1:]}")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
+        return tuple(self.x_test.shape[1:])
+
+    @property
+    def has_train(self) -> bool:
+        """Whether the train split holds samples (a defense that trains needs them)."""
+        return len(self.x_train) > 0
 
     def fingerprint(self) -> str:
         """A content hash of all four arrays: two bundles with the same fingerprint hold the same data."""
@@ -58,11 +68,12 @@ class DataBundle:
 
 
 def check_split(x: Any, y: Any, x_name: str, y_name: str) -> None:
-    """Raise ``DataError`` (naming the argument) unless ``x`` is a float32 array ``(n, C, H, W)`` of finite values
-    in [0, 1] and ``y`` a 1-D integer array of ``n`` labels ≥ 0: the data contract of every ``DataBundle`` split and
-    of the pytest plugin's arrays. ``check_labels`` adds the upper bound once the class count is known."""
-    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 4:
-        raise DataError(f"{x_name} must be a float32 array of shape (n, C, H, W), got {_describe(x)}")
+    """Raise ``DataError`` (naming the argument) unless ``x`` is a float32 array of rank ≥ 2 (``(n, C, H, W)`` or
+    ``(n, d)``) of finite values in [0, 1] and ``y`` a 1-D integer array of ``n`` labels ≥ 0: the data contract of
+    every ``DataBundle`` split and of the pytest plugin's arrays. ``check_labels`` adds the upper bound once the class
+    count is known."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim < 2:
+        raise DataError(f"{x_name} must be a float32 array of shape (n, C, H, W) or (n, d), got {_describe(x)}")
     if not isinstance(y, np.ndarray) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         hint = " (one-hot? pass y.argmax(1))" if isinstance(y, np.ndarray) and y.ndim == 2 else ""
         raise DataError(f"{y_name} must be a 1-D integer array of class labels, got {_describe(y)}{hint}")
