@@ -1,0 +1,115 @@
+"""The ART wrapper of a model that is not a torch module (an ONNX model, a scikit-learn estimator): it maps numpy
+arrays to scores, and gives input gradients only where ART can compute them (scikit-learn's logistic regression and
+SVC), with the same counter and memory as ``benchmark.estimator.Classifier``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from art.estimators.classification import BlackBoxClassifierNeuralNetwork
+from art.estimators.classification.classifier import ClassGradientsMixin
+from art.estimators.estimator import LossGradientsMixin
+
+from benchmark.errors import AttackError
+
+
+@dataclass(frozen=True, eq=False)
+class ArrayModel:
+    """A trained model as numpy functions."""
+
+    predict: Callable[[np.ndarray], np.ndarray]  # float32 (n, *input_shape) in [0, 1] → (n, classes) scores
+    art_estimator: Any | None = None  # an ART estimator with loss and class gradients, on flattened inputs
+    outputs: str = "logits"  # "logits", or "probabilities" (scikit-learn's predict_proba)
+
+
+def memo_limit(rows: np.ndarray) -> int:
+    """Inputs remembered at most (their bytes are the keys): 64 MiB worth, at least 4,096."""
+    return max(4096, (64 << 20) // max(1, rows[0].nbytes if len(rows) else 1))
+
+
+def memo_predict(memo: dict[bytes, np.ndarray], x: np.ndarray, forward: Callable[[np.ndarray], np.ndarray]
+                 ) -> np.ndarray:
+    """``forward(x)`` with every input that ``memo`` holds answered from it and the others computed (once each)
+    and remembered; ``memo`` is cleared when it would outgrow ``memo_limit``."""
+    rows = np.ascontiguousarray(x).reshape(len(x), -1)
+    keys = rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel().tolist()
+    missing = [i for i, key in enumerate(keys) if key not in memo]
+    if missing:
+        if len(memo) + len(missing) > memo_limit(rows):
+            memo.clear()
+        for i, scores in zip(missing, forward(x[missing]), strict=True):
+            memo[keys[i]] = scores
+    return np.stack([memo[key] for key in keys]) if keys else forward(x)
+
+
+class ArrayClassifier(ClassGradientsMixin, LossGradientsMixin, BlackBoxClassifierNeuralNetwork):
+    """An ART classifier of an ``ArrayModel`` that every registered attack accepts by type (a neural-network
+    classifier with loss and class gradients); the gradients come from ``model.art_estimator`` or, for a black box,
+    are refused with an ``AttackError``. ``counts`` counts per-sample predictions ("predict") and input gradients
+    ("grad"), as ``benchmark.estimator.CallCounter`` does for a torch model."""
+
+    def __init__(self, model: ArrayModel, input_shape: tuple[int, ...], nb_classes: int) -> None:
+        super().__init__(predict_fn=model.predict, input_shape=tuple(input_shape), nb_classes=nb_classes,
+                         channels_first=True, clip_values=(0.0, 1.0), preprocessing=None)
+        self.array_model = model
+        self.counts: Counter = Counter()
+        self._memo: dict[bytes, np.ndarray] | None = None  # see ``memoized``
+
+    def predict(self, x: np.ndarray, batch_size: int = 128, **kwargs) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if self._memo is None:
+            return self._forward(x, batch_size)
+        return memo_predict(self._memo, x, lambda rows: self._forward(rows, batch_size))
+
+    def _forward(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        self.counts["predict"] += len(x)
+        outputs = [np.asarray(self.array_model.predict(x[first : first + batch_size]), dtype=np.float32)
+                   for first in range(0, len(x), batch_size)]
+        return np.concatenate(outputs) if outputs else np.zeros((0, self.nb_classes), dtype=np.float32)
+
+    @contextmanager
+    def memoized(self):
+        """Within the block, ``predict`` computes each distinct input once and answers repeats from memory (see
+        ``benchmark.estimator.Classifier.memoized``); nested blocks share the outer one's memory."""
+        if self._memo is not None:
+            yield self
+            return
+        self._memo = {}
+        try:
+            yield self
+        finally:
+            self._memo = None
+
+    def _gradients(self) -> Any:
+        estimator = self.array_model.art_estimator
+        if estimator is None:
+            raise AttackError("this model is a black box: it gives no input gradients, so attacks that need them "
+                              "cannot run on it")
+        return estimator
+
+    def loss_gradient(self, x: np.ndarray, y: np.ndarray, **kwargs) -> np.ndarray:
+        estimator = self._gradients()
+        x = np.asarray(x, dtype=np.float32)
+        self.counts["grad"] += len(x)
+        grad = estimator.loss_gradient(x.reshape(len(x), -1), y, **kwargs)
+        return np.asarray(grad, dtype=np.float32).reshape(x.shape)
+
+    def class_gradient(self, x: np.ndarray, label: int | list[int] | np.ndarray | None = None, **kwargs
+                       ) -> np.ndarray:
+        estimator = self._gradients()
+        x = np.asarray(x, dtype=np.float32)
+        # as many as a torch model's backward passes: one per class asked for (ART's PyTorchClassifier)
+        classes = self.nb_classes if label is None else 1 if np.ndim(label) == 0 else len(np.unique(label))
+        self.counts["grad"] += len(x) * classes
+        grad = np.asarray(estimator.class_gradient(x.reshape(len(x), -1), label=label, **kwargs), dtype=np.float32)
+        return grad.reshape(len(x), grad.shape[1], *x.shape[1:])
+
+
+def wrap_arrays(model: ArrayModel, input_shape: tuple[int, ...], nb_classes: int) -> ArrayClassifier:
+    """Wrap ``model`` (inputs in [0, 1]) for attacks; ``estimator.counts`` counts its use."""
+    return ArrayClassifier(model, input_shape, nb_classes)

@@ -1,0 +1,190 @@
+"""PyTorch models from files: TorchScript, ``torch.export`` programs, and a class with a state dict (``--weights``,
+loaded with ``torch.load(weights_only=True)`` only: a file that needs full unpickling is refused, never loaded)."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import re
+import warnings
+import zipfile
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from benchmark.errors import ConfigError
+from benchmark.sources import ModelFile, first_line, import_class, in_batches
+
+logger = logging.getLogger(__name__)
+
+
+class Normalize(torch.nn.Module):
+    """``(x - mean) / std``, one value per channel (dim 1) or one for all: ``--normalize`` in front of a model that
+    expects standardised inputs."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return (x - self.mean.view(shape)) / self.std.view(shape)
+
+
+class Loaded(torch.nn.Module):
+    """A trained model loaded from a file, with ``--normalize`` and an input adapter in front: a plain module, so
+    that the harness can hook it (TorchScript modules refuse forward hooks) and switch its mode (exported programs
+    refuse ``train()`` and ``eval()``). The loaded model stays in the mode it was saved in (it is scored, never
+    trained here)."""
+
+    def __init__(self, inner: Any, *, normalize: tuple | None = None, channels_last: bool = False,
+                 batch: int | None = None) -> None:
+        super().__init__()
+        self.normalize = Normalize(*normalize) if normalize is not None else None
+        self.inner = inner
+        self.channels_last = channels_last  # NCHW data → NHWC model (a Keras model)
+        self.batch = batch  # a program exported for exactly this many samples: run in padded batches of it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.normalize is not None:
+            x = self.normalize(x)
+        if self.channels_last:
+            x = x.movedim(1, -1)
+        if self.batch is not None and len(x) != self.batch:
+            return in_batches(x, self.batch, self._run, torch.cat)
+        return self._run(x)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+    def train(self, mode: bool = True) -> Loaded:
+        self.training = mode
+        return self
+
+
+def with_normalize(module: torch.nn.Module, model: ModelFile) -> torch.nn.Module:
+    """``module`` behind ``--normalize`` (if given): ``nn.Sequential(Normalize, module)``."""
+    return torch.nn.Sequential(Normalize(*model.normalize), module) if model.normalize else module
+
+
+def torch_file_kind(path: str) -> str | None:
+    """What a file that ``torch.jit.load`` or ``torch.export.load`` cannot read is, if torch wrote it:
+    "a torch.save pickle", "a TorchScript file", "a torch.export program", or None."""
+    with open(path, "rb") as file:
+        head = file.read(2)
+    if head[:1] == b"\x80":  # pickle protocol 2+ (torch.save without the zip format)
+        return "a torch.save pickle"
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if any(name.endswith("/constants.pkl") for name in names):
+        return "a TorchScript file"
+    if any(name.endswith("/archive_format") or "/models/" in name for name in names):
+        return "a torch.export program"
+    if any(name.endswith("/data.pkl") for name in names):
+        return "a torch.save pickle"
+    return None
+
+
+def load_torchscript(model: ModelFile, input_shape: tuple[int, ...]) -> torch.nn.Module:
+    """``torch.jit.load`` of the file (on the CPU, eval mode); anything else torch wrote is refused unread."""
+    how = "save it with torch.jit.save(torch.jit.script(model), PATH)"
+    found = torch_file_kind(model.location)
+    if found not in (None, "a TorchScript file"):
+        raise ConfigError(f"--model: {model.spec} is {found}, not TorchScript (not loaded); {how}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.10+ deprecates TorchScript
+            module = torch.jit.load(model.location, map_location="cpu")
+    except Exception as exc:
+        raise ConfigError(f"--model: {model.spec} is not a TorchScript file ({first_line(exc)}); {how}") from None
+    module.eval()
+    return Loaded(module, normalize=model.normalize)
+
+
+@contextmanager
+def quiet(name: str):
+    """A block in which logger ``name`` (and its children) logs errors only: ``torch.export.load`` logs a warning
+    with a traceback for any file that is not a ``.pt2`` archive before it tries the other formats."""
+    log = logging.getLogger(name)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def load_export(model: ModelFile, input_shape: tuple[int, ...]) -> torch.nn.Module:
+    """``torch.export.load`` of the file; a program exported for a fixed batch size runs in padded batches of it."""
+    how = "save it with torch.export.save(torch.export.export(model, (x,)), PATH)"
+    found = torch_file_kind(model.location)
+    if found not in (None, "a torch.export program"):
+        raise ConfigError(f"--model: {model.spec} is {found}, not a torch.export program (not loaded); {how}")
+    try:
+        with quiet("torch.export"):
+            program = torch.export.load(model.location)
+    except Exception as exc:
+        raise ConfigError(f"--model: {model.spec} is not a torch.export program ({first_line(exc)}); {how}") from None
+    inputs = program.graph_signature.user_inputs
+    if len(inputs) != 1:
+        raise ConfigError(f"--model: {model.spec} takes {len(inputs)} inputs; a classifier takes one batch of inputs")
+    placeholder = next(node for node in program.graph.nodes if node.op == "placeholder" and node.name == inputs[0])
+    example = placeholder.meta.get("val")
+    batch = example.shape[0] if example is not None and isinstance(example.shape[0], int) else None
+    if batch is not None:
+        logger.info("%s was exported for batches of %d samples: running it in batches of that size", model.spec,
+                    batch)
+    return Loaded(program.module(), normalize=model.normalize, batch=batch)
+
+
+def build_class(model: ModelFile, input_shape: tuple[int, ...]) -> torch.nn.Module:
+    """A fresh ``Class(**args)`` behind ``--normalize``."""
+    cls = import_class(model.location)
+    try:
+        instance = cls(**dict(model.args))
+    except (TypeError, ValueError) as exc:
+        arguments = ", ".join(f"{key}={value!r}" for key, value in model.args)
+        raise ConfigError(f"--model-arg: {model.spec}({arguments}) failed: {first_line(exc)}") from None
+    if not isinstance(instance, torch.nn.Module):
+        raise ConfigError(f"--model: {model.spec}() did not return a torch.nn.Module")
+    return with_normalize(instance, model)
+
+
+def load_class(model: ModelFile, input_shape: tuple[int, ...]) -> torch.nn.Module:
+    """``Class(**args)`` with the state dict of ``--weights``, in eval mode, behind ``--normalize``."""
+    network = build_class(model, input_shape)
+    instance = network[-1] if model.normalize else network
+    state = load_state_dict(model.weights)
+    try:
+        instance.load_state_dict(state)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ConfigError(f"--weights: {model.weights} does not fit {model.spec}: {first_line(exc)}") from None
+    return network.eval()
+
+
+def load_state_dict(path: str) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` on the CPU: a state dict, or a ``ConfigError`` (a full pickle is
+    refused by torch's restricted unpickler before any of its code runs, and never loaded another way)."""
+    how = "save model.state_dict() with torch.save instead"
+    found = torch_file_kind(path)
+    if found in ("a TorchScript file", "a torch.export program"):
+        kind = "torchscript" if found == "a TorchScript file" else "export"
+        raise ConfigError(f"--weights: {path} is {found}, not a state dict: give it as --model {kind}:{path}, "
+                          f"or {how}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        needs = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if isinstance(exc, pickle.UnpicklingError) and (needs or found == "a torch.save pickle"):
+            holds = f"it holds {needs.group(1)}, " if needs else ""
+            raise ConfigError(f"--weights: {path} is a full pickle ({holds}which only full unpickling can load; "
+                              f"not loaded); {how}") from None
+        raise ConfigError(f"--weights: {path} is not a file torch.load can read ({first_line(exc)}); {how}") from None
+    if not isinstance(state, dict):
+        raise ConfigError(f"--weights: {path} holds a {type(state).__name__}, not a state dict (parameter names → "
+                          f"tensors); {how}")
+    return state
