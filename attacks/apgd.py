@@ -41,6 +41,7 @@ class _APGD(Constrained):
     norms: ClassVar[tuple[str, ...]] = ("inf", "2")
     needs_grad: ClassVar[bool] = True
     black_box: ClassVar[bool] = False
+    torch_only: ClassVar[bool] = True  # ART's PyTorch implementation: refused for ONNX and scikit-learn models
     minimal_norm: ClassVar[bool] = False
 
     def art_attack(self, estimator, *, eps: float, norm: str, batch_size: int, restarts: int | None = None):

@@ -48,6 +48,8 @@ class AutoAttack(Constrained):
     norms: ClassVar[tuple[str, ...]] = ("inf", "2")
     needs_grad: ClassVar[bool] = True
     black_box: ClassVar[bool] = False
+    torch_only: ClassVar[bool] = True  # its APGD members need a PyTorch model in ART
+    images_only: ClassVar[bool] = True  # its Square member needs inputs (n, C, H, W) in ART
     minimal_norm: ClassVar[bool] = False
 
     def members(self):

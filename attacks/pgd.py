@@ -59,6 +59,7 @@ class PGD(Constrained):
     norms: ClassVar[tuple[str, ...]] = ("inf", "2")
     needs_grad: ClassVar[bool] = True
     black_box: ClassVar[bool] = False
+    torch_only: ClassVar[bool] = True  # ART's PyTorch implementation: refused for ONNX and scikit-learn models
     minimal_norm: ClassVar[bool] = False
 
     def generate(self, estimator, x: np.ndarray, y: np.ndarray, *, eps: float, norm: str, keys: np.ndarray,

@@ -48,6 +48,7 @@ class Square(Constrained):
     norms: ClassVar[tuple[str, ...]] = ("inf", "2")
     needs_grad: ClassVar[bool] = False
     black_box: ClassVar[bool] = True
+    images_only: ClassVar[bool] = True  # ART's Square samples square patches: inputs (n, C, H, W), not flat features
     minimal_norm: ClassVar[bool] = False
 
     def art_attack(self, estimator, *, eps: float, norm: str, batch_size: int):

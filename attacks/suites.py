@@ -5,6 +5,9 @@
   two losses, adaptive steps, and a gradient-free attack against masking).
 * ``default``: ``standard`` plus FGSM and the random-noise baseline; what ``bench evaluate`` runs when no attack is
   named.
+* ``black-box``: Square, HopSkipJump and the noise baseline, which need only the model's outputs (for a model
+  without input gradients: ``onnx:``, a random forest; with no attack named, such a model gets the attacks of
+  ``default`` it can take).
 * ``full``: every registered attack that supports the run's norm.
 """
 
@@ -14,6 +17,7 @@ SUITES: dict[str, tuple[str, ...]] = {
     "quick": ("fgsm", "pgd"),
     "standard": ("pgd", "apgd-ce", "apgd-dlr", "square"),
     "default": ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "square", "noise"),
+    "black-box": ("square", "hopskipjump", "noise"),
 }
 FULL = "full"
 

@@ -30,4 +30,14 @@ def load_model(out: str = "bench-results", *, defense: str | None = None, job: s
     return _load_model(out, defense=defense, job=job, raw=raw)
 
 
-__all__ = ["ATTACKS", "DATASETS", "DEFENSES", "MODELS", "Registry", "__version__", "load_model"]
+def __getattr__(name: str) -> Any:
+    """``benchmark.evaluate`` (one call from a model and test arrays to a ``Result``) and ``benchmark.Result``,
+    imported on first use (``benchmark.oneshot``) so that importing the package stays cheap."""
+    if name in ("evaluate", "Result"):
+        from benchmark import oneshot
+
+        return getattr(oneshot, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ATTACKS", "DATASETS", "DEFENSES", "MODELS", "Registry", "Result", "__version__", "evaluate", "load_model"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ from art.estimators.classification.classifier import ClassGradientsMixin
 from art.estimators.estimator import LossGradientsMixin
 
 from benchmark.errors import AttackError
+from benchmark.memo import Memoizing, memo_predict
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,27 +27,7 @@ class ArrayModel:
     outputs: str = "logits"  # "logits", or "probabilities" (scikit-learn's predict_proba)
 
 
-def memo_limit(rows: np.ndarray) -> int:
-    """Inputs remembered at most (their bytes are the keys): 64 MiB worth, at least 4,096."""
-    return max(4096, (64 << 20) // max(1, rows[0].nbytes if len(rows) else 1))
-
-
-def memo_predict(memo: dict[bytes, np.ndarray], x: np.ndarray, forward: Callable[[np.ndarray], np.ndarray]
-                 ) -> np.ndarray:
-    """``forward(x)`` with every input that ``memo`` holds answered from it and the others computed (once each)
-    and remembered; ``memo`` is cleared when it would outgrow ``memo_limit``."""
-    rows = np.ascontiguousarray(x).reshape(len(x), -1)
-    keys = rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel().tolist()
-    missing = [i for i, key in enumerate(keys) if key not in memo]
-    if missing:
-        if len(memo) + len(missing) > memo_limit(rows):
-            memo.clear()
-        for i, scores in zip(missing, forward(x[missing]), strict=True):
-            memo[keys[i]] = scores
-    return np.stack([memo[key] for key in keys]) if keys else forward(x)
-
-
-class ArrayClassifier(ClassGradientsMixin, LossGradientsMixin, BlackBoxClassifierNeuralNetwork):
+class ArrayClassifier(Memoizing, ClassGradientsMixin, LossGradientsMixin, BlackBoxClassifierNeuralNetwork):
     """An ART classifier of an ``ArrayModel`` that every registered attack accepts by type (a neural-network
     classifier with loss and class gradients); the gradients come from ``model.art_estimator`` or, for a black box,
     are refused with an ``AttackError``. ``counts`` counts per-sample predictions ("predict") and input gradients
@@ -58,7 +38,6 @@ class ArrayClassifier(ClassGradientsMixin, LossGradientsMixin, BlackBoxClassifie
                          channels_first=True, clip_values=(0.0, 1.0), preprocessing=None)
         self.array_model = model
         self.counts: Counter = Counter()
-        self._memo: dict[bytes, np.ndarray] | None = None  # see ``memoized``
 
     def predict(self, x: np.ndarray, batch_size: int = 128, **kwargs) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -71,19 +50,6 @@ class ArrayClassifier(ClassGradientsMixin, LossGradientsMixin, BlackBoxClassifie
         outputs = [np.asarray(self.array_model.predict(x[first : first + batch_size]), dtype=np.float32)
                    for first in range(0, len(x), batch_size)]
         return np.concatenate(outputs) if outputs else np.zeros((0, self.nb_classes), dtype=np.float32)
-
-    @contextmanager
-    def memoized(self):
-        """Within the block, ``predict`` computes each distinct input once and answers repeats from memory (see
-        ``benchmark.estimator.Classifier.memoized``); nested blocks share the outer one's memory."""
-        if self._memo is not None:
-            yield self
-            return
-        self._memo = {}
-        try:
-            yield self
-        finally:
-            self._memo = None
 
     def _gradients(self) -> Any:
         estimator = self.array_model.art_estimator

@@ -57,15 +57,25 @@ def describe_params(plugin: Any) -> str:
     parts = describe_fields(plugin)
     if hasattr(plugin, "needs_grad"):
         tags = ["norms=" + ",".join(f"L{n}" for n in plugin.norms)]
-        tags += [t for t in ("needs_grad", "black_box", "minimal_norm") if getattr(plugin, t)]
+        tags += [t for t in ("needs_grad", "black_box", "minimal_norm", "torch_only", "images_only")
+                 if getattr(plugin, t, False)]
         parts.append("[" + " ".join(tags) + "]")
     return " ".join(parts)
 
 
 @main.command()
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file; options override it.")
-@click.option("--dataset", help="Dataset name (default: digits).")
-@click.option("--model", help="Model architecture (default: cnn-small).")
+@click.option("--dataset", help="Dataset name, or your data: npz:PATH (x_test, y_test; x_train, y_train to train), "
+                               "folder:PATH[,size=N] (one sub-folder per class) (default: digits).")
+@click.option("--model", help="Registry architecture (default: cnn-small), or your model: torchscript:PATH, "
+                             "export:PATH, keras:PATH, onnx:PATH, sklearn:PATH, or pkg.mod:Class (trained here, or "
+                             "with --weights).")
+@click.option("--weights", help="State dict for --model pkg.mod:Class (loaded with weights_only=True).")
+@click.option("--model-arg", "model_args", multiple=True, help="key=value for pkg.mod:Class's constructor "
+                                                                "(repeatable).")
+@click.option("--normalize", help="mean=…,std=… per channel: the model expects standardised inputs.")
+@click.option("--trust", help="Comma list of types to trust in a skops file (sklearn:PATH).")
+@click.option("--name", help="Row label for the model (default: the defense, 'pretrained' for a model file).")
 @click.option("--defense", "defenses", help="Comma list; name:key=value,key=value sets parameters "
                                             "(default: standard,pgd-at).")
 @click.option("--attack", "attacks", help="Comma list of attacks and suites (suite:quick, suite:standard, "
@@ -117,7 +127,7 @@ def evaluation_config(config_file: str | None, options: dict[str, Any], *, creat
             raise click.UsageError("give --seed or --seeds, not both")
         n_seeds = parse_value(n_seeds, "--seeds", SEED_COUNT)
         options["seeds"] = ",".join(str(seed) for seed in range(n_seeds))
-    overrides = {key: value for key, value in options.items() if value is not None}
+    overrides = {key: value for key, value in options.items() if value not in (None, ())}
     file_values = load_toml(config_file) if config_file else None
     return build_config(file_values, overrides, file_label=str(config_file), create_out=create_out)
 

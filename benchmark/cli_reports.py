@@ -236,11 +236,13 @@ def field_name(path: tuple) -> str:
 @click.option("--out", "out_dir", default="bench-results", show_default=True,
               help="Results directory; cached models and results there are reused.")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
+@click.option("--model", help="Score this model instead of the one at the baseline's model path (a model file, "
+                             "kind:PATH).")
 @time_limit_option
 @dry_run_option
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
-def check(baseline_path: str, tolerance: float, out_dir: str, device: str, time_limit_s: float | None,
-          dry_run: bool, verbose: bool) -> None:
+def check(baseline_path: str, tolerance: float, out_dir: str, device: str, model: str | None,
+          time_limit_s: float | None, dry_run: bool, verbose: bool) -> None:
     """Re-evaluate a baseline's configuration and fail (exit 1) on a regression beyond the tolerance or a
     significant paired drop; exit 2 if the baseline is missing, malformed or cannot be reproduced."""
     from benchmark.compare import check_rows
@@ -249,16 +251,21 @@ def check(baseline_path: str, tolerance: float, out_dir: str, device: str, time_
     if not 0 <= tolerance < 1:
         raise ConfigError(f"--tolerance: expected a fraction in [0, 1), got {tolerance}")
     baseline = read_baseline(baseline_path)
-    _, board = run_or_plan(lambda create_out: baseline_config(baseline, baseline_path, out_dir, device,
+    _, board = run_or_plan(lambda create_out: baseline_config(baseline, baseline_path, out_dir, device, model=model,
                                                               dry_run=not create_out),
                            dry_run=dry_run, time_limit_s=time_limit_s)
     if board is None:
         return
+    for line in model_lines(baseline, board):
+        click.echo(line)
     if list(board.eps) != list(baseline["eps"]):
         raise ConfigError(f"the fresh ε grid {list(board.eps)} differs from the baseline's {baseline['eps']}")
     print_board(board)
+    rows = baseline["rows"]
+    if model:  # the baseline's rows stand for the model given instead
+        rows = [{**row, "model": board.rows[0]["model"]} for row in rows]
     try:
-        lines = check_rows(baseline["rows"], list(board.rows), list(board.eps), tolerance)
+        lines = check_rows(rows, list(board.rows), list(board.eps), tolerance)
     except KeyError as exc:
         raise ConfigError(f"the baseline's configuration cannot be reproduced here: {exc.args[0]}") from None
     print_diff(lines, sides=("baseline", "now"), show_status=True)
@@ -271,10 +278,23 @@ def check(baseline_path: str, tolerance: float, out_dir: str, device: str, time_
     click.echo(f"OK: no regression against {baseline_path} (tolerance {100 * tolerance:.1f} points)")
 
 
+def model_lines(baseline: dict[str, Any], board) -> list[str]:
+    """For a model from a file: its SHA-256 now and in the baseline (a changed file is what the gate is for)."""
+    before = {row["defense"]: row["provenance"].get("model_sha256") for row in baseline["rows"]}
+    lines = []
+    for row in board.rows:
+        now = row["provenance"].get("model_sha256")
+        if now is not None:
+            was = before.get(row["defense"])
+            same = "unchanged" if was == now else f"baseline {was[:16] if was else 'unknown'}…"
+            lines.append(f"model {row['model']} ({row['defense']}, seed {row['seed']}): SHA-256 {now[:16]}… ({same})")
+    return lines
+
+
 def baseline_config(baseline: dict[str, Any], baseline_path: str, out_dir: str, device: str, *,
-                    dry_run: bool = False):
-    """The ``EvalConfig`` that re-evaluates ``baseline`` here, or a one-line reason why it cannot (``dry_run``:
-    creating and writing nothing)."""
+                    model: str | None = None, dry_run: bool = False):
+    """The ``EvalConfig`` that re-evaluates ``baseline`` here (with ``model`` instead of the baseline's, if given),
+    or a one-line reason why it cannot (``dry_run``: creating and writing nothing)."""
     from benchmark.config import build_config
     from benchmark.plan import data_facts
     from benchmark.store import Store
@@ -283,11 +303,12 @@ def baseline_config(baseline: dict[str, Any], baseline_path: str, out_dir: str, 
     models = config_values.pop("model")
     if not isinstance(models, list) or len(models) != 1:
         raise ConfigError(f"--baseline: expected one model in the baseline's config, got {models!r}")
+    overrides = {"out": out_dir, "device": device, **({"model": model} if model else {})}
     try:
-        config = build_config({**config_values, "model": models[0]}, {"out": out_dir, "device": device},
+        config = build_config({**config_values, "model": models[0]}, overrides,
                               file_label=f"baseline {baseline_path}", create_out=not dry_run)
         with Store(config.out, read_only=dry_run) as store:
-            fingerprint = data_facts(config.dataset, store)[0]
+            fingerprint = data_facts(config.dataset, store).fingerprint
     except ConfigError as exc:
         raise ConfigError(f"the baseline's configuration cannot be reproduced here: {exc}") from None
     expected = (baseline.get("provenance") or {}).get("data_fingerprint")

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,11 +26,14 @@ from benchmark.errors import BenchError, ConfigError
 from benchmark.registry import Registry, close_names, did_you_mean, quoted_list
 from benchmark.sweep import SURVIVORS
 
+if TYPE_CHECKING:  # pragma: no cover
+    from benchmark.sources import ModelFile
+
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
     "model": "cnn-small",
-    "defenses": "standard,pgd-at",
-    "attacks": "suite:default",
+    "defenses": None,  # standard,pgd-at; "pretrained" for a trained model given as a file
+    "attacks": "suite:default",  # the attacks of it the model can take, for a model without gradients
     "eps": None,  # the dataset's default grid for the norm
     "norm": "inf",
     "seeds": (0,),
@@ -39,9 +42,16 @@ DEFAULTS: dict[str, Any] = {
     "quick": False,
     "n_test": None,
     "survivors": "shared",
+    # a model given as a file or a class (benchmark.sources)
+    "model_args": (),
+    "weights": None,
+    "normalize": None,
+    "trust": (),
+    "name": None,  # the row label instead of the defense's
 }
+DEFAULT_DEFENSES = {False: "standard,pgd-at", True: "pretrained"}  # by: is the model a trained one from a file
 #: How each key is spelled on the command line, for error messages.
-OPTION_NAMES = {"defenses": "--defense", "attacks": "--attack", "seeds": "--seed"}
+OPTION_NAMES = {"defenses": "--defense", "attacks": "--attack", "seeds": "--seed", "model_args": "--model-arg"}
 NORMS = ("inf", "2")
 QUICK_N_TEST = 100
 #: The ranges of the run's own integer options (plugins declare theirs in ``parameter_constraints``).
@@ -59,10 +69,14 @@ class PluginSpec:
     name: str
     params: tuple[tuple[str, Any], ...]
     overrides: tuple[tuple[str, Any], ...] = ()
+    alias: str | None = None  # a label given with --name
 
     @property
     def label(self) -> str:
-        """The row label: the name, with the parameters that differ from the defaults (``pgd-at(eps=0.05)``)."""
+        """The row label: ``alias`` if given, else the name with the parameters that differ from the defaults
+        (``pgd-at(eps=0.05)``)."""
+        if self.alias:
+            return self.alias
         if not self.overrides:
             return self.name
         return f"{self.name}({','.join(f'{k}={v}' for k, v in self.overrides)})"
@@ -85,6 +99,8 @@ class EvalConfig:
     quick: bool
     n_test: int | None
     survivors: str = "shared"  # which samples each attack gets: "shared" or "per-attack" (benchmark/sweep.py)
+    model_file: ModelFile | None = None  # the model as a file or class (None: a registry architecture)
+    default_attacks: bool = False  # the attacks are the default suite's (preflight drops what the data cannot take)
 
     @property
     def headline_eps(self) -> float:
@@ -117,6 +133,8 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
                  *, file_label: str = "config file", create_out: bool = True) -> EvalConfig:
     """Merge defaults < file values < overrides (unset overrides must be dropped by the caller) and validate;
     ``create_out=False`` (a dry run) checks that ``out`` could be created instead of creating it."""
+    from benchmark.inputs import dataset_text, parse_attacks, parse_dataset, parse_defenses, parse_model_option
+
     values = merge_values(file_values or {}, overrides or {}, file_label)
 
     def get(key: str) -> Any:
@@ -125,21 +143,18 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
     def where(key: str) -> str:
         return values[key][1]
 
-    dataset = lookup(DATASETS, get("dataset"), where("dataset"))
-    model = lookup(MODELS, get("model"), where("model"))
+    dataset = dataset_text(parse_dataset(get("dataset"), where("dataset")))
+    model, model_file = parse_model_option(get, where)
     norm = str(get("norm"))
     if norm not in NORMS:
         raise ConfigError(f"{where('norm')}: unknown norm {norm!r}; supported: {', '.join(NORMS)}")
-    defenses = parse_plugins("defense", get("defenses"), where("defenses"))
-    attacks = parse_plugins("attack", expand_suites(get("attacks"), norm, where("attacks")), where("attacks"))
-    for spec in attacks:
-        supported = REGISTRIES["attack"].get(spec.name).norms
-        if norm not in supported:
-            raise ConfigError(f"{where('attacks')}: attack {spec.name!r} supports "
-                              f"{' and '.join('L' + n for n in supported)}, not the run's L{norm} (--norm)")
+    defenses = parse_defenses(get, where, model_file)
+    attacks = parse_attacks(get("attacks"), where("attacks"), norm, model_file)
     eps_value = get("eps")
     if eps_value is None:
-        eps = tuple(DATASETS.get(dataset).default_eps[norm])
+        from benchmark.data import dataset_instance
+
+        eps = tuple(dataset_instance(dataset).default_eps[norm])
     else:
         eps = parse_eps(eps_value, where("eps"), norm)
     quick = parse_value(get("quick"), where("quick"), Boolean())
@@ -161,6 +176,8 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
         quick=quick,
         n_test=n_test,
         survivors=parse_choice(get("survivors"), where("survivors"), SURVIVORS),
+        model_file=model_file,
+        default_attacks=where("attacks").endswith("(default)"),
     )
 
 

@@ -249,9 +249,9 @@ def run_or_plan(make_config, *, dry_run: bool, time_limit_s: float | None, fresh
     """What ``bench evaluate`` and ``bench check`` do with their configuration: with ``dry_run``, print the plan of
     ``make_config(create_out=False)`` and return ``(None, None)``; otherwise build it, run it within the time limit
     with progress on the console and disk problems as one line, and return ``(config, leaderboard)``. ``options``
-    go to ``benchmark.evaluate.evaluate`` (executor, workers, address)."""
-    from benchmark.evaluate import evaluate
+    go to ``benchmark.pipeline.run_config`` (executor, workers, address)."""
     from benchmark.fileio import disk_errors
+    from benchmark.pipeline import run_config
 
     if dry_run:
         print_plan(make_config(create_out=False), fresh=fresh)
@@ -259,15 +259,17 @@ def run_or_plan(make_config, *, dry_run: bool, time_limit_s: float | None, fresh
     with time_limit(time_limit_s):
         config = make_config(create_out=True)
         with disk_errors(config.out), progress_reporter() as on_event:
-            return config, evaluate(config, fresh=fresh, on_event=on_event, **options)
+            return config, run_config(config, fresh=fresh, on_event=on_event, **options)
 
 
 def print_plan(config, *, fresh: bool = False) -> None:
     """``--dry-run``: one line per job a run of ``config`` plans (defense, seed, stored in ``config.out`` or to run),
     found as the run finds them but on a copy in memory of the store: nothing is trained, attacked or written."""
     from benchmark.plan import data_facts, plan
+    from benchmark.preflight import preflight
     from benchmark.store import Store
 
+    config = preflight(config)
     with Store(config.out, read_only=True) as store:
         jobs = plan(config, data_facts(config.dataset, store, fresh=fresh))
         stored = set() if fresh else store.stored([job.job_hash for job in jobs])

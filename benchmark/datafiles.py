@@ -23,7 +23,7 @@ import numpy as np
 from benchmark import DATASETS
 from benchmark.api import DataBundle, check_labels, check_split
 from benchmark.constraints import Constrained, Interval, Options, Text
-from benchmark.errors import ConfigError, DataError
+from benchmark.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class _UserData(Constrained):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.path:  # type: ignore[attr-defined]
-            raise ConfigError(f"{self.kind}: path is required ({self.kind}:PATH)")
+            raise ValueError(f"path is required ({self.kind}:PATH)")
 
 
 @DATASETS.register("npz")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 from art.estimators.classification import PyTorchClassifier
+
+from benchmark.memo import Memoizing, memo_predict
 
 
 class CallCounter:
@@ -32,7 +33,7 @@ class CallCounter:
         self.counts["grad"] += len(grad)
 
 
-class Classifier(PyTorchClassifier):
+class Classifier(Memoizing, PyTorchClassifier):
     """ART's ``PyTorchClassifier`` with faster ``predict`` and ``loss_gradient`` for the harness's case (no
     preprocessing, no defences, no RNN, no AMP; anything else goes to ART's own code):
 
@@ -48,7 +49,6 @@ class Classifier(PyTorchClassifier):
         super().__init__(*args, **kwargs)
         self._modules_seen = list(self._model.modules())
         self._last_labels: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._memo: dict[bytes, np.ndarray] | None = None  # see ``memoized``
 
     @property
     def _plain(self) -> bool:
@@ -66,15 +66,7 @@ class Classifier(PyTorchClassifier):
         self._set_mode(training_mode)
         if self._memo is None or training_mode:
             return self._forward(x, batch_size)
-        rows = np.ascontiguousarray(x).reshape(len(x), -1)
-        keys = rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel().tolist()
-        missing = [i for i, key in enumerate(keys) if key not in self._memo]
-        if missing:
-            if len(self._memo) + len(missing) > self._memo_limit(rows):
-                self._memo.clear()
-            for i, logits in zip(missing, self._forward(x[missing], batch_size), strict=True):
-                self._memo[keys[i]] = logits
-        return np.stack([self._memo[key] for key in keys]) if keys else self._forward(x, batch_size)
+        return memo_predict(self._memo, x, lambda rows: self._forward(rows, batch_size))
 
     def _forward(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         inputs = torch.from_numpy(x)
@@ -84,11 +76,6 @@ class Classifier(PyTorchClassifier):
                 logits = self._model(inputs[first : first + batch_size].to(self._device))[-1]
                 outputs.append(logits.detach().cpu().numpy().astype(np.float32))
         return np.concatenate(outputs) if outputs else np.zeros((0, self.nb_classes), dtype=np.float32)
-
-    @staticmethod
-    def _memo_limit(rows: np.ndarray) -> int:
-        """Inputs remembered at most (their bytes are the keys): 64 MiB worth, at least 4,096."""
-        return max(4096, (64 << 20) // max(1, rows[0].nbytes if len(rows) else 1))
 
     def adopt(self, other: PyTorchClassifier) -> PyTorchClassifier:
         """``other``, a plain ART wrapper that an attack built around this model with a loss of its own (ART's APGD
@@ -102,24 +89,6 @@ class Classifier(PyTorchClassifier):
         for flag in ("_reduce_labels", "_int_labels", "_probability_labels"):
             setattr(twin, flag, getattr(other, flag))
         return twin
-
-    @contextmanager
-    def memoized(self):
-        """Within the block, ``predict`` computes each distinct input once and answers repeats from memory.
-
-        For attacks that predict the same inputs again: ART's Square Attack predicts, at every iteration, the whole
-        batch and then the survivors twice, although every one of those inputs was predicted in the previous
-        iteration (measured on digits: two thirds of its model evaluations). The logits answered are those the
-        model computed for that exact input; repeats do not count as queries. Nested blocks share the outer one's
-        memory."""
-        if self._memo is not None:
-            yield self
-            return
-        self._memo = {}
-        try:
-            yield self
-        finally:
-            self._memo = None
 
     def _labels(self, y) -> torch.Tensor:
         """``y`` as the loss wants it, on the device. Iterative attacks pass the same label tensor at every step:

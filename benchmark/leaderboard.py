@@ -34,6 +34,7 @@ UNRELIABLE: dict[str, str] = {
     "randomized": "one random draw of the defense was attacked, not its expectation (no EoT)",
     "outside_ball": "an attack was stopped, so the worst case misses what it would have broken later",
     "near_chance": "the model learned next to nothing: its robust accuracy is that of a guess, not of a defense",
+    "probability_outputs": "the attacks' losses saw a softmax output, whose vanishing gradients overstate robustness",
 }
 #: The flags that leave the rank alone, and why.
 RANK_NEUTRAL: dict[str, str] = {
@@ -96,6 +97,8 @@ def build_leaderboard(records: Sequence[Record], *, headline_eps: float | None =
                 raise BenchError(f"records differ in {name} ({mine} vs {theirs}): one leaderboard per dataset, norm, "
                                  f"ε grid and survivor mode (filter with --dataset, --norm)")
     if headline_eps is None:
+        headline_eps = first.headline_eps
+    if headline_eps is None:  # a record from before records kept it
         from benchmark.data import headline_eps as dataset_headline
 
         headline_eps = dataset_headline(first.dataset, first.norm, first.eps)
@@ -125,7 +128,24 @@ def board_config(records: Sequence[Record]) -> dict[str, Any]:
         "quick": first.quick,
         "n_test": first.n_test,
         "survivors": first.survivors,
+        **model_options(records),
     }
+
+
+def model_options(records: Sequence[Record]) -> dict[str, Any]:
+    """The config keys that rebuild the records' model from its file or class (``--weights``, ``--model-arg``,
+    ``--normalize``, ``--trust``) and the row label given with ``--name``; none for a registry architecture."""
+    first, options = records[0], {}
+    source = first.model_source
+    if source is not None:
+        options = {"weights": source.weights, "model_args": source.args, "trust": list(source.trust),
+                   "normalize": source.normalize}
+        options = {key: value for key, value in options.items() if value not in (None, {}, [])}
+    aliases = {r.defense for r in records
+               if r.defense != r.defense_name and not r.defense.startswith(f"{r.defense_name}(")}
+    if len(aliases) == 1:
+        options["name"] = aliases.pop()
+    return options
 
 
 def board_provenance(records: Sequence[Record], config: dict[str, Any]) -> dict[str, Any]:
@@ -189,6 +209,8 @@ def make_row(record: Record) -> dict[str, Any]:
         "robust_ci": {k: wilson(round(v * n), n) for k, v in record.robust_accuracy.items()},
         "samples": {"worst_broken_at": worst_broken_at(record)},
         "provenance": {"job_hash": record.job_hash, "train_hash": record.train_hash,
+                       "model_sha256": None if record.model_source is None else record.model_source.sha256,
+                       "data_source": record.data_source,
                        "git_sha": record.environment.git_sha, "versions": record.environment.versions,
                        "created_at": record.created_at},
     }
@@ -229,7 +251,7 @@ def summarise(rows: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> list[di
             "per_attack": {a: {eps_key(e): mean_sd([r["per_attack"][a][eps_key(e)] for r in members
                                                     if a in r["per_attack"]])[0]
                                for e in eps} for a in attacks},
-            "train_seconds": mean_sd([r["train_seconds"] for r in members])[0],
+            "train_seconds": optional_mean([r["train_seconds"] for r in members]),
             "eval_seconds": mean_sd([r["eval_seconds"] for r in members])[0],
             "train_grad_evals": mean_sd([r["train_grad_evals"] or 0 for r in members])[0],
             "flags": sorted({f for r in members for f in r.get("flags") or []}),
@@ -292,6 +314,16 @@ def attack_costs(board: Leaderboard) -> list[list[str]]:
     return body
 
 
+def optional_mean(values: Sequence[float | None]) -> float | None:
+    """The mean of ``values``, or None when any is None (a model not trained here has no training time)."""
+    return None if any(value is None for value in values) else mean_sd(values)[0]
+
+
+def seconds_text(seconds: float | None) -> str:
+    """Seconds with one decimal; "–" for none (a model that was not trained here)."""
+    return "–" if seconds is None else f"{seconds:.1f}"
+
+
 def percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
@@ -332,6 +364,7 @@ def table_cells(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
         cells = [rank_text(entry["rank"]), entry["defense"], entry["model"], seeds_text(entry["seeds"]),
                  stat_text(entry["clean_accuracy"])]
         cells += [stat_text(entry["robust_accuracy"][eps_key(e)]) for e in eps_columns]
-        cells += [f"{entry['train_seconds']:.1f}", f"{entry['eval_seconds']:.1f}", ", ".join(entry["flags"]) or "–"]
+        cells += [seconds_text(entry["train_seconds"]), f"{entry['eval_seconds']:.1f}",
+                  ", ".join(entry["flags"]) or "–"]
         body.append(cells)
     return header, body

@@ -1,5 +1,5 @@
-"""The evaluation pipeline as one call, shared by ``bench evaluate``, ``bench check`` and the pytest plugin:
-config → plan → run (skipping stored jobs) → records → leaderboard."""
+"""The evaluation pipeline as one call, shared by ``bench evaluate`` and ``bench check``: config → preflight (a
+user's model against the data) → plan → run (skipping stored jobs) → records → leaderboard."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from benchmark.leaderboard import Leaderboard, build_leaderboard
 from benchmark.runner import Event
 
 
-def evaluate(config: EvalConfig, *, fresh: bool = False, executor: str = "auto", workers: int | None = None,
-             address: str | None = None, threads: int | None = None,
-             on_event: Event | None = None) -> Leaderboard:
+def run_config(config: EvalConfig, *, fresh: bool = False, executor: str = "auto", workers: int | None = None,
+               address: str | None = None, threads: int | None = None,
+               on_event: Event | None = None) -> Leaderboard:
     """Run every job of ``config`` that is not stored yet in ``config.out`` and return the leaderboard of all of
     them, stored ones included (``benchmark.executors`` explains ``executor``, ``workers``, ``address``,
     ``threads``)."""
     from benchmark.executors import run_jobs
     from benchmark.plan import data_facts, plan
+    from benchmark.preflight import preflight
     from benchmark.store import Store
 
+    config = preflight(config)
     with Store(config.out) as store:
         facts = data_facts(config.dataset, store, fresh=fresh)
     jobs = plan(config, facts)

@@ -13,35 +13,49 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from benchmark import DATASETS
 from benchmark.api import DataBundle
 from benchmark.config import EvalConfig, PluginSpec
 from benchmark.provenance import content_hash, library_versions
 from benchmark.sweep import SWEEP_VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
+    from benchmark.sources import ModelFile
     from benchmark.store import Store
+
 
 @cache
 def load_dataset(name: str) -> DataBundle:
     """The dataset ``name``, loaded once per process."""
-    return DATASETS.get(name)().load()
+    from benchmark.data import dataset_instance
+
+    return dataset_instance(name).load()
 
 
-def data_facts(name: str, store: Store | None = None, *, fresh: bool = False) -> tuple[str, int]:
-    """(fingerprint, test size) of dataset ``name``, what planning needs. A dataset that names its ``source()`` (a
+@dataclass(frozen=True)
+class DataFacts:
+    """What planning needs to know of a dataset."""
+
+    fingerprint: str  # content hash of its arrays (``DataBundle.fingerprint``)
+    n_test: int  # test samples
+    source: str | None = None  # what the dataset says determines its data (``source()``), recorded with results
+
+
+def data_facts(name: str, store: Store | None = None, *, fresh: bool = False) -> DataFacts:
+    """What planning needs of dataset ``name``. A dataset that names its ``source()`` (a
     cheap string that changes whenever its data could: digits gives the scikit-learn release that ships it) is
     loaded once per source and store, so a re-run plans without importing scikit-learn; runners check the
     fingerprint against the data they load. ``fresh`` loads anyway."""
-    source = getattr(DATASETS.get(name)(), "source", lambda: None)()
+    from benchmark.data import dataset_instance
+
+    source = getattr(dataset_instance(name), "source", lambda: None)()
     if store is not None and source and not fresh:
         known = store.dataset_facts(name, source)
         if known is not None:
-            return known
+            return DataFacts(*known, source=source)
     data = load_dataset(name)
-    facts = (data.fingerprint(), len(data.x_test))
+    facts = DataFacts(data.fingerprint(), len(data.x_test), source)
     if store is not None and source:
-        store.put_dataset_facts(name, source, *facts)
+        store.put_dataset_facts(name, source, facts.fingerprint, facts.n_test)
     return facts
 
 
@@ -60,9 +74,13 @@ class Job:
     data_fingerprint: str
     versions: tuple[tuple[str, str], ...]
     survivors: str = "shared"  # which samples each attack gets (benchmark/sweep.py)
+    model_file: ModelFile | None = None  # the model as a file or class (None: a registry architecture)
+    model_digest: str = ""  # the SHA-256 of what ``model_file`` loads (``benchmark.sources.file_digest``)
+    headline_eps: float | None = None  # the ε leaderboards sort by
+    data_source: str | None = None  # the dataset's ``source()``, recorded with the result
 
     def train_payload(self) -> dict[str, Any]:
-        return {
+        payload = {
             "dataset": self.dataset,
             "data": self.data_fingerprint,
             "model": self.model,
@@ -72,6 +90,10 @@ class Job:
             "device": self.device.split(":")[0],
             "versions": dict(self.versions),
         }
+        if self.model_file is not None:  # absent for registry models, whose hashes stay what they were
+            payload["model_source"] = {"sha256": self.model_digest, "args": dict(self.model_file.args),
+                                       "normalize": self.model_file.normalize, "trust": list(self.model_file.trust)}
+        return payload
 
     @property
     def train_hash(self) -> str:
@@ -90,10 +112,15 @@ class Job:
         return content_hash({"train": self.train_hash, **scoring})
 
 
-def plan(config: EvalConfig, facts: tuple[str, int] | None = None) -> list[Job]:
+def plan(config: EvalConfig, facts: DataFacts | None = None) -> list[Job]:
     """One job per (defense, seed), in the order given; ``facts``: the dataset's ``data_facts`` (default: load it)."""
-    fingerprint, test_size = facts or data_facts(config.dataset)
-    n_test = test_size if config.n_test is None else min(config.n_test, test_size)
+    facts = facts or data_facts(config.dataset)
+    n_test = facts.n_test if config.n_test is None else min(config.n_test, facts.n_test)
+    digest = ""
+    if config.model_file is not None:
+        from benchmark.sources import file_digest
+
+        digest = file_digest(config.model_file)
     return [
         Job(
             dataset=config.dataset,
@@ -106,9 +133,13 @@ def plan(config: EvalConfig, facts: tuple[str, int] | None = None) -> list[Job]:
             device=config.device,
             quick=config.quick,
             n_test=n_test,
-            data_fingerprint=fingerprint,
+            data_fingerprint=facts.fingerprint,
             versions=library_versions(),
             survivors=config.survivors,
+            model_file=config.model_file,
+            model_digest=digest,
+            headline_eps=config.headline_eps,
+            data_source=facts.source,
         )
         for defense in config.defenses
         for seed in config.seeds

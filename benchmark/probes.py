@@ -20,11 +20,20 @@ STEP_MULTIPLIER = 5
 
 def run_probes(estimator, x: np.ndarray, y: np.ndarray, sweep: SweepResult, *, norm: str, headline_eps: float,
                keys: np.ndarray, batch_size: int, seed: int, pgd,
-               trained_correct: np.ndarray | None = None) -> Probes:
+               trained_correct: np.ndarray | None = None, outputs: str = "logits") -> Probes:
     """Probe the model behind ``estimator`` with the PGD attack ``pgd`` (the runner picks it: ``probe_pgd``) and
-    with that attack given ``STEP_MULTIPLIER`` times its steps."""
-    stronger = dataclasses.replace(pgd, steps=pgd.steps * STEP_MULTIPLIER)
+    with that attack given ``STEP_MULTIPLIER`` times its steps; ``pgd=None`` (a model without input gradients)
+    skips the probes that need gradients. ``outputs="probabilities"``: the model returns probabilities by design
+    (a scikit-learn model through ART), so the probe for softmax outputs does not apply."""
     first = np.arange(min(PROBE_SAMPLES, len(x)))
+    predictions = np.stack([np.asarray(estimator.predict(x[first], batch_size=batch_size)) for _ in range(5)])
+    unstable = (predictions.argmax(axis=2) != predictions[0].argmax(axis=1)).any(axis=0)
+    common = {"chance": float(np.bincount(y).max() / len(y)), "unstable_share": float(np.mean(unstable)),
+              "trained_clean_accuracy": None if trained_correct is None else float(np.mean(trained_correct)),
+              "probability_share": None if outputs == "probabilities" else probability_share(predictions[0])}
+    if pgd is None:
+        return Probes(**common)
+    stronger = dataclasses.replace(pgd, steps=pgd.steps * STEP_MULTIPLIER)
 
     def fooled(attack, idx: np.ndarray, eps: float) -> np.ndarray:
         seed_everything(seed, 0xBAD, idx.size)
@@ -49,15 +58,17 @@ def run_probes(estimator, x: np.ndarray, y: np.ndarray, sweep: SweepResult, *, n
     gradients = estimator.loss_gradient(x[first], one_hot).reshape(len(first), -1)
     bad = ~np.isfinite(gradients).all(axis=1) | (np.abs(gradients).max(axis=1) == 0)
 
-    predictions = np.stack([predict_labels(estimator, x[first], batch_size) for _ in range(5)])
-    unstable = (predictions != predictions[0]).any(axis=0)
-
     return Probes(
         large_eps_accuracy=float(np.mean(~fooled(pgd, first, LARGE_EPS[norm]))),
-        chance=float(np.bincount(y).max() / len(y)),
         bad_gradient_share=float(np.mean(bad)),
         more_steps_drop=more_steps_drop,
-        unstable_share=float(np.mean(unstable)),
         recovered_share=recovered_share,
-        trained_clean_accuracy=None if trained_correct is None else float(np.mean(trained_correct)),
+        **common,
     )
+
+
+def probability_share(outputs: np.ndarray) -> float:
+    """The share of output rows that look like probabilities rather than logits: every entry in [0, 1] and the row
+    summing to 1 (AutoAttack's check for softmax outputs)."""
+    in_range = ((outputs >= 0) & (outputs <= 1)).all(axis=1)
+    return float(np.mean(in_range & np.isclose(outputs.sum(axis=1), 1.0, atol=1e-4)))

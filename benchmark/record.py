@@ -30,6 +30,9 @@ RECORD_VERSION = 2
 
 #: The capability tags of an attack that each record keeps (``benchmark.api.Attack``).
 ATTACK_TAGS = ("needs_grad", "black_box", "minimal_norm")
+#: Capability tags an attack may declare (default False): ``torch_only`` (ART's implementation needs a PyTorch
+#: model), ``images_only`` (inputs (n, C, H, W), not flat features). Checked before any work.
+CAPABILITY_TAGS = ("torch_only", "images_only")
 
 
 def eps_key(eps: float) -> str:
@@ -76,6 +79,22 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class ModelSource:
+    """Where a model that the registry did not build came from (``benchmark.sources``): enough to load it again."""
+
+    spec: str  # what --model said: "torchscript:model.pt", "pkg.mod:Class"; "python:Name" for benchmark.evaluate
+    sha256: str  # of the model file (kind class: its source file and weights); of the weights for a Python object
+    weights: str | None = None  # --weights, for pkg.mod:Class
+    args: dict[str, Any] = field(default_factory=dict)  # --model-arg, for pkg.mod:Class
+    normalize: dict[str, list[float]] | None = None  # {"mean": [...], "std": [...]} applied in front of the model
+    trust: tuple[str, ...] = ()  # skops types trusted with --trust
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelSource:
+        return _build(cls, data, {"trust": tuple})
+
+
+@dataclass(frozen=True)
 class Record:
     """One finished job: what ran, what it scored, what it cost, and where."""
 
@@ -101,7 +120,7 @@ class Record:
     correct: tuple[int, ...]  # per sample: 1 if classified correctly at ε = 0
     runs: dict[str, AttackRun]  # per attack, in the order they ran (the cumulative numbers follow it)
     # what it cost, and where
-    train_seconds: float
+    train_seconds: float | None  # None: not trained here (defense "pretrained")
     train_grad_evals: int
     train_cached: bool
     eval_seconds: float
@@ -115,6 +134,9 @@ class Record:
     flags: tuple[str, ...] = ()  # validity flags (``benchmark.validity``)
     probes: Probes = field(default_factory=Probes)
     probe_seconds: float = 0.0
+    model_source: ModelSource | None = None  # a model from a file or the caller (None: built from the registry)
+    data_source: str | None = None  # what the dataset says determines its data, e.g. "sha256:…" of its file
+    headline_eps: float | None = None  # the ε leaderboards sort by (None in older records: the dataset's)
 
     @property
     def board_key(self) -> tuple[str, str, tuple[float, ...], str]:
@@ -138,6 +160,7 @@ class Record:
             "runs": lambda runs: {name: AttackRun.from_json(run) for name, run in runs.items()},
             "environment": Environment.from_json,
             "probes": lambda probes: _build(Probes, probes, {}),
+            "model_source": lambda source: None if source is None else ModelSource.from_json(source),
         }
         return _build(cls, data, convert)
 

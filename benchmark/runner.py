@@ -20,7 +20,7 @@ from benchmark.data import headline_eps
 from benchmark.errors import BenchError, UnknownNameError
 from benchmark.plan import Job, load_dataset
 from benchmark.provenance import environment, now
-from benchmark.record import ATTACK_TAGS, AttackRun, Record, eps_key
+from benchmark.record import ATTACK_TAGS, AttackRun, ModelSource, Record, eps_key
 from benchmark.store import CheckpointInfo, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,8 +93,9 @@ class Progress:
         self.label = f"{job.defense.label} (seed {job.seed})"
         self.steps = 2
 
-    def training(self) -> None:
-        self.emit("phase", text=f"{self.label}: training", step=0, steps=self.steps)
+    def training(self, *, loading: bool = False) -> None:
+        what = "loading the model" if loading else "training"
+        self.emit("phase", text=f"{self.label}: {what}", step=0, steps=self.steps)
 
     def attack(self, name: str, eps: float, done: int, total: int) -> None:
         self.steps = total + 2
@@ -121,10 +122,13 @@ def train_or_load(job: Job, data: DataBundle, store: Store, *, fresh: bool, prog
 
     torch.manual_seed(job.seed)
     np.random.seed(job.seed % (1 << 32))
-    model = MODELS.get(job.model)(data.input_shape, data.nb_classes)
+    progress.training(loading=is_pretrained(job.model_file))
+    if is_pretrained(job.model_file):
+        return Trained(model=load_pretrained(job, data), info=CheckpointInfo(train_seconds=None, train_grad_evals=0),
+                       cached=False)
+    model = build_network(job.model, job.model_file, data.input_shape, data.nb_classes)
     info = None if fresh else store.load_checkpoint(job.train_hash, model)
     cached = info is not None
-    progress.training()
     defense = job.defense.build()
     if info is None:
         ctx = RunContext(seed=job.seed, device=job.device, quick=job.quick)
@@ -141,15 +145,59 @@ def train_or_load(job: Job, data: DataBundle, store: Store, *, fresh: bool, prog
     return Trained(model=model, info=info, cached=cached)
 
 
+def is_pretrained(model_file: Any) -> bool:
+    """Whether the job scores a trained model from a file (``benchmark.sources``) rather than training one."""
+    return model_file is not None and not model_file.trainable
+
+
+def build_network(model: str, model_file: Any, input_shape: tuple[int, ...], nb_classes: int) -> torch.nn.Module:
+    """A fresh, untrained network: the registry architecture ``model``, or the class ``model_file`` names."""
+    if model_file is None:
+        return MODELS.get(model)(input_shape, nb_classes)
+    from benchmark.sources import build_model
+
+    return build_model(model_file, input_shape, nb_classes)
+
+
+def load_pretrained(job: Job, data: DataBundle) -> Any:
+    """The job's trained model from its file, refused if the file changed since the job was planned."""
+    from benchmark.sources import file_digest, load_model
+
+    if file_digest(job.model_file) != job.model_digest:
+        raise BenchError(f"{job.model_file.spec} changed since this run was planned (SHA-256 "
+                         f"{file_digest(job.model_file)[:12]}…, planned with {job.model_digest[:12]}…): run again")
+    model = load_model(job.model_file, data.input_shape, data.nb_classes)
+    return model.to(job.device) if hasattr(model, "to") else model
+
+
+def wrap_any(model: Any, input_shape: tuple[int, ...], nb_classes: int, device: str) -> Any:
+    """The one ART wrapper of a job's model: ``benchmark.estimator.wrap`` for a torch module, else
+    ``benchmark.array_estimator.wrap_arrays`` (an ONNX or scikit-learn model)."""
+    from benchmark.array_estimator import ArrayModel, wrap_arrays
+
+    if isinstance(model, ArrayModel):
+        return wrap_arrays(model, input_shape, nb_classes)
+    from benchmark.estimator import wrap
+
+    return wrap(model, input_shape, nb_classes, device)
+
+
+def is_torch(model: Any) -> bool:
+    """Whether ``model`` is a torch module (else an ONNX or scikit-learn ``ArrayModel``): the validity probes run
+    the harness's PGD, which needs one."""
+    from benchmark.array_estimator import ArrayModel
+
+    return not isinstance(model, ArrayModel)
+
+
 def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress) -> Evaluation:
     """Wrap the model once for ART, run the ε sweep on ``test``'s samples, then the validity probes."""
-    from benchmark.estimator import wrap
     from benchmark.probes import run_probes
     from benchmark.sweep import run_sweep
 
     attacks = {spec.label: spec.build() for spec in job.attacks}
     batch_size = attack_batch_size(job.model, job.device)
-    estimator = wrap(trained.model, test.input_shape, test.nb_classes, job.device)
+    estimator = wrap_any(trained.model, test.input_shape, test.nb_classes, job.device)
     keys = sample_keys(job.seed, len(test.x_test))
     start = time.perf_counter()
     sweep = run_sweep(estimator, test.x_test, test.y_test, attacks, job.eps, norm=job.norm, keys=keys,
@@ -158,11 +206,17 @@ def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress
     progress.probes()
     start = time.perf_counter()
     probes = run_probes(estimator, test.x_test, test.y_test, sweep, norm=job.norm,
-                        headline_eps=headline_eps(job.dataset, job.norm, job.eps), keys=keys, batch_size=batch_size,
-                        seed=job.seed, pgd=probe_pgd(job, attacks),
-                        trained_correct=stored_correct(trained.info, len(test.x_test)))
+                        headline_eps=job_headline(job), keys=keys, batch_size=batch_size, seed=job.seed,
+                        pgd=probe_pgd(job, attacks) if is_torch(trained.model) else None,
+                        trained_correct=stored_correct(trained.info, len(test.x_test)),
+                        outputs=getattr(trained.model, "outputs", "logits"))
     return Evaluation(sweep=sweep, probes=probes, attacks=attacks, batch_size=batch_size, eval_seconds=eval_seconds,
                       probe_seconds=time.perf_counter() - start)
+
+
+def job_headline(job: Job) -> float:
+    """The ε the job's leaderboard sorts by."""
+    return job.headline_eps if job.headline_eps is not None else headline_eps(job.dataset, job.norm, job.eps)
 
 
 def probe_pgd(job: Job, attacks: dict[str, Any]) -> Any:
@@ -189,8 +243,20 @@ def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evalua
         batch_size=evaluation.batch_size, environment=environment(job.device), created_at=now(),
         data_fingerprint=job.data_fingerprint, survivors=job.survivors,
         flags=tuple(verdicts(sweep, evaluation.probes)), probes=evaluation.probes,
-        probe_seconds=evaluation.probe_seconds,
+        probe_seconds=evaluation.probe_seconds, model_source=model_source(job), data_source=job.data_source,
+        headline_eps=job_headline(job),
     )
+
+
+def model_source(job: Job) -> ModelSource | None:
+    """Where the job's model came from, for its record (None for a registry architecture)."""
+    source = job.model_file
+    if source is None:  # a registry architecture, or a module given to benchmark.evaluate (hashed by its weights)
+        return ModelSource(spec=job.model, sha256=job.model_digest) if job.model_digest else None
+    normalize = None if source.normalize is None else {"mean": list(source.normalize[0]),
+                                                       "std": list(source.normalize[1])}
+    return ModelSource(spec=source.spec, sha256=job.model_digest, weights=source.weights, args=dict(source.args),
+                       normalize=normalize, trust=tuple(source.trust))
 
 
 def attack_runs(sweep: SweepResult, attacks: dict[str, Any]) -> dict[str, AttackRun]:
@@ -248,9 +314,29 @@ def load_model(out: str = "bench-results", *, defense: str | None = None, job: s
             wanted = f"job {job!r}" if job else f"defense {defense!r}" if defense else "any job"
             raise UnknownNameError(f"no stored result for {wanted} in {store.path}")
         record = records[-1]
-        network = MODELS.get(record.model)(record.input_shape, record.nb_classes)
+        model_file = record_model_file(record)
+        if is_pretrained(model_file):  # never trained here: the model is its file
+            from benchmark.sources import load_model as load_file
+
+            return load_file(model_file, record.input_shape, record.nb_classes)
+        network = build_network(record.model, model_file, record.input_shape, record.nb_classes)
         if store.load_checkpoint(record.train_hash, network) is None:
             raise BenchError(f"the checkpoint of job {record.job_hash} is missing or corrupted")
     model = network if raw else inference_model(DEFENSES.get(record.defense_name)(**record.defense_params), network)
     model.eval()
     return model
+
+
+def record_model_file(record: Record) -> Any:
+    """The ``ModelFile`` a record's model came from (None for a registry architecture)."""
+    source = record.model_source
+    if source is None:
+        return None
+    if source.spec.startswith("python:"):
+        raise BenchError(f"the model of job {record.job_hash} was given to benchmark.evaluate as a Python object "
+                         f"({source.spec}, weights SHA-256 {source.sha256[:12]}…); it is not stored")
+    from benchmark.sources import parse_model
+
+    normalize = None if source.normalize is None else (tuple(source.normalize["mean"]), tuple(source.normalize["std"]))
+    return parse_model(source.spec, weights=source.weights, args=tuple(source.args.items()), normalize=normalize,
+                       trust=source.trust)

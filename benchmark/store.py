@@ -82,7 +82,7 @@ class CheckpointInfo:
     """What training recorded with a checkpoint: its cost, and per test sample whether the trained model classified
     it correctly (None in checkpoints stored before it was recorded)."""
 
-    train_seconds: float
+    train_seconds: float | None  # None: not trained here (a model from a file)
     train_grad_evals: int
     test_correct: tuple[int, ...] | None = None
 
@@ -184,7 +184,7 @@ class Store:
         text = record.to_text()
         row = (
             record.job_hash, record.train_hash, record.dataset, record.model, record.defense, record.seed,
-            record.norm, record.clean_accuracy, record.train_seconds, record.eval_seconds, record.device,
+            record.norm, record.clean_accuracy, record.train_seconds or 0.0, record.eval_seconds, record.device,
             record.environment.git_sha, record.created_at, text, hashlib.sha256(text.encode()).hexdigest(),
         )
         with self.transaction():

@@ -23,6 +23,7 @@ GRADIENT_SHARE = 0.10  # at most 10 % of samples with zero or non-finite input g
 CONVERGENCE_MARGIN = 0.02  # 5× more PGD steps may not lower accuracy by > 2 points
 MONOTONE_SHARE = 0.10  # at most 10 % of samples broken at a smaller ε may survive the same attack at a larger ε
 CHANCE_MARGIN = 0.05  # clean accuracy within 5 points of chance: the model learned (next to) nothing
+PROBABILITY_SHARE = 0.99  # (almost) every output row a probability vector: the model ends in a softmax
 
 LEGEND: dict[str, str] = {
     "non_monotone": "an attack broke samples at a small ε but not at a larger one (> 10 % of those probed): it is "
@@ -41,6 +42,9 @@ LEGEND: dict[str, str] = {
     "near_chance": "clean accuracy is within 5 points of chance (always predicting the most common label): the "
                    "model learned next to nothing, so its robust numbers say nothing about the defense (a collapsed "
                    "training run, e.g. Byzantine clients the aggregation rule did not stop)",
+    "probability_outputs": "the model returns probabilities (every output row in [0, 1] and summing to 1), not "
+                           "logits: gradient attacks on a softmax output see vanishing gradients, so the robust "
+                           "accuracy is likely an overestimate (AutoAttack's check); remove the final softmax",
     "clean_mismatch": "clean accuracy at ε = 0 differs from the model's accuracy measured right after training: the "
                       "evaluated model is not the trained one",
 }
@@ -57,6 +61,7 @@ class Probes:
     unstable_share: float | None = None  # share of samples whose prediction changes across 5 forward passes
     recovered_share: float | None = None  # share of samples broken at a small ε that survive a larger one
     trained_clean_accuracy: float | None = None  # accuracy right after training, on the evaluated samples
+    probability_share: float | None = None  # share of clean output rows that are probabilities (sum 1, in [0, 1])
 
 
 def black_box_gap(sweep: SweepResult) -> tuple[float, float] | None:
@@ -95,6 +100,8 @@ def verdicts(sweep: SweepResult, probes: Probes) -> list[str]:
         fired.add("outside_ball")
     if sweep.correct.mean() <= probes.chance + CHANCE_MARGIN:
         fired.add("near_chance")
+    if probes.probability_share is not None and probes.probability_share >= PROBABILITY_SHARE:
+        fired.add("probability_outputs")
     if probes.trained_clean_accuracy is not None and abs(probes.trained_clean_accuracy - sweep.correct.mean()) > 0:
         fired.add("clean_mismatch")
     return [name for name in LEGEND if name in fired]

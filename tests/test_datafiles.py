@@ -10,7 +10,7 @@ from PIL import Image
 import benchmark.datafiles  # noqa: F401  (registers "npz" and "folder")
 from benchmark import DATASETS
 from benchmark.api import DataBundle
-from benchmark.errors import ConfigError, DataError
+from benchmark.errors import DataError
 
 RNG = np.random.default_rng(0)
 X_NHWC = RNG.integers(0, 256, size=(12, 8, 8, 1), dtype=np.uint8)  # digits-like, channels last
@@ -141,7 +141,7 @@ def test_files_that_are_not_npz_archives_are_refused(tmp_path):
 
 
 def test_parameters_are_checked():
-    with pytest.raises(ConfigError, match=r"^npz: path is required \(npz:PATH\)$"):
+    with pytest.raises(ValueError, match=r"^path is required \(npz:PATH\)$"):
         npz("")
     with pytest.raises(ValueError, match="layout must be one of auto, nchw, nhwc, flat, got 'NHWC'"):
         npz(layout="NHWC")

@@ -24,7 +24,7 @@ def accuracy(model, data):
         return (model(torch.from_numpy(data.x_test)).argmax(1).numpy() == data.y_test).mean()
 
 
-@pytest.mark.parametrize("name", bench.DEFENSES.names())
+@pytest.mark.parametrize("name", [name for name in bench.DEFENSES.names() if name != "pretrained"])
 def test_defense_contract(name, synthetic):
     defense, model, ctx = train(name, synthetic, seed=1)
     cls = type(defense)
@@ -37,6 +37,15 @@ def test_defense_contract(name, synthetic):
     _, again, _ = train(name, synthetic, seed=1)
     for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)  # deterministic given the seed
+
+
+def test_pretrained_trains_nothing(synthetic):
+    model = bench.MODELS.get("mlp")(synthetic.input_shape, synthetic.nb_classes)
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    ctx = RunContext(seed=0)
+    assert bench.DEFENSES.get("pretrained")().fit(model, synthetic, ctx) is model
+    assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
+    assert not ctx.costs
 
 
 def test_pgd_at_counts_inner_gradients(synthetic):

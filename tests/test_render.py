@@ -22,13 +22,13 @@ HOSTILE = "<script>alert(1)</script> my_def & 100% #1 {x} ~^\\"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     from benchmark.config import build_config
-    from benchmark.evaluate import evaluate
+    from benchmark.pipeline import run_config
 
     out = tmp_path_factory.mktemp("render")
     config = build_config(None, {"out": str(out), "device": "cpu", "dataset": "synthetic", "model": "mlp",
                                  "quick": True, "seeds": "0,1", "defenses": "standard,pgd-at:eps=0.2",
                                  "attacks": "suite:quick,noise"})
-    evaluate(config)
+    run_config(config)
     return out
 
 

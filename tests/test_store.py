@@ -205,7 +205,7 @@ def test_dataset_facts_are_recorded_per_source_and_checked_by_the_runner(tmp_pat
 
     with Store(tmp_path) as store:
         facts = plan_module.data_facts("digits", store)
-        assert facts == (plan_module.load_dataset("digits").fingerprint(), 360)
+        assert (facts.fingerprint, facts.n_test) == (plan_module.load_dataset("digits").fingerprint(), 360)
 
         def no_loading(name):
             raise AssertionError(f"{name} was loaded again")

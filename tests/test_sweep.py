@@ -170,7 +170,7 @@ def test_results_of_another_sweep_version_are_recomputed_but_models_reused(tmp_p
 
     config = build_config({"dataset": "synthetic", "defenses": "standard", "attacks": "pgd"},
                           {"out": str(tmp_path / "out")}, create_out=False)
-    job = planning.plan(config, ("fingerprint", 80))[0]
+    job = planning.plan(config, planning.DataFacts("fingerprint", 80))[0]
     now = job.job_hash, job.train_hash
     monkeypatch.setattr(planning, "SWEEP_VERSION", planning.SWEEP_VERSION - 1)
     assert job.job_hash != now[0] and job.train_hash == now[1]

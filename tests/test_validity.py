@@ -94,8 +94,21 @@ def test_discarded_attack_gets_no_per_attack_numbers():
 
 def test_every_flag_has_a_legend_entry_and_a_test():
     tested = {"non_monotone", "large_eps_not_chance", "gradient_masking", "pgd_not_converged", "randomized",
-              "clean_mismatch", "black_box_beats_white_box", "outside_ball", "near_chance"}
+              "clean_mismatch", "black_box_beats_white_box", "outside_ball", "near_chance", "probability_outputs"}
     assert set(LEGEND) == tested
+
+
+def test_a_model_returning_probabilities_is_flagged_and_one_returning_logits_is_not():
+    from benchmark.probes import probability_share
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, size=(50, 10))
+    softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert probability_share(logits) == 0.0 and probability_share(softmax) == 1.0
+    assert probability_share(np.abs(logits) / 100) == 0.0  # in [0, 1] but not summing to 1
+    assert "probability_outputs" in verdicts(sweep(), Probes(chance=0.1, probability_share=1.0))
+    assert "probability_outputs" not in verdicts(sweep(), Probes(chance=0.1, probability_share=0.5))
+    assert "probability_outputs" not in verdicts(sweep(), Probes(chance=0.1))  # not probed (scikit-learn)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from benchmark.leaderboard import (
     per_attack_note,
     percent,
     rank_text,
+    seconds_text,
     seeds_text,
     stat_text,
 )
@@ -85,7 +86,7 @@ def board_table(board: Leaderboard) -> str:
         for e in eps_columns:
             stat = entry["robust_accuracy"][eps_key(e)]
             cells.append(cell(stat_text(stat), stat["mean"]))
-        cells += [cell(f"{entry['train_seconds']:.1f}", entry["train_seconds"]),
+        cells += [cell(seconds_text(entry["train_seconds"]), entry["train_seconds"] or 0),
                   cell(f"{entry['eval_seconds']:.1f}", entry["eval_seconds"]),
                   f'<td class="text" data-value="{len(entry["flags"])}">{flags_html(entry["flags"])}</td>']
         css = "" if entry["rank"] is not None else ' class="unreliable"'

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from benchmark.errors import BenchError
-from benchmark.leaderboard import Leaderboard, eps_key
+from benchmark.leaderboard import Leaderboard, eps_key, seconds_text
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
             "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -38,7 +38,8 @@ def render(board: Leaderboard, uncertainty: str = "sd") -> str:
     columns = [("clean_accuracy", None)] + [("robust_accuracy", eps_key(e)) for e in eps_columns]
     ranked = [entry for entry in board.summary if entry["rank"] is not None]
     best = {column: max((stat(entry, column)["mean"] for entry in ranked), default=None) for column in columns}
-    fastest = min(entry["train_seconds"] for entry in board.summary)
+    fastest = min((entry["train_seconds"] for entry in board.summary if entry["train_seconds"] is not None),
+                  default=None)
     lines = [*preamble(board, uncertainty),
              r"\begin{tabular}{rl" + "r" * (len(columns) + 1) + "}",
              r"\toprule",
@@ -49,8 +50,8 @@ def render(board: Leaderboard, uncertainty: str = "sd") -> str:
             lines.append(r"\midrule")  # the unreliable rows, unranked, below the ranked ones
         cells = ["--" if entry["rank"] is None else str(entry["rank"]), escape(entry["defense"])]
         cells += [cell(stat(entry, c), stat(entry, c)["mean"] == best[c], uncertainty) for c in columns]
-        seconds = f"{entry['train_seconds']:.1f}"
-        cells.append(f"\\textbf{{{seconds}}}" if entry["train_seconds"] == fastest else seconds)
+        seconds = seconds_text(entry["train_seconds"]).replace("–", "--")
+        cells.append(f"\\textbf{{{seconds}}}" if entry["train_seconds"] in (fastest,) and fastest else seconds)
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"

@@ -36,6 +36,8 @@ def cost_figure(board: Leaderboard):
     axes = figure.add_subplot()
     key = board.headline_key
     for entry in board.summary:
+        if entry["train_seconds"] is None:  # not trained here: no training cost to plot
+            continue
         stat = entry["robust_accuracy"][key]
         axes.errorbar([entry["train_seconds"]], [100 * stat["mean"]], yerr=[100 * stat["sd"]], marker="o", capsize=2,
                       label=legend_label(entry))
@@ -43,7 +45,10 @@ def cost_figure(board: Leaderboard):
     axes.set_xlabel("training time (s, log scale)")
     axes.set_ylabel(f"robust accuracy at ε = {key} (%)")
     axes.set_title("Robustness vs training cost")
-    axes.legend(fontsize="small")
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize="small")
+    else:
+        axes.text(0.5, 0.5, "no model was trained here", transform=axes.transAxes, ha="center")
     axes.grid(alpha=0.3)
     return figure
 

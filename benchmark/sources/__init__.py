@@ -195,15 +195,25 @@ def in_batches(x: Any, size: int, run: Any, concat: Any) -> Any:
 
 
 def first_line(exc: BaseException) -> str:
-    """An exception's message on one line (for one-line errors), at most 300 characters."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    """An exception's message on one line (for one-line errors), at most 300 characters. A TorchScript error's
+    message is a traceback of the scripted code whose last line is the reason: that line is kept."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and "TorchScript" in lines[0]:
+        lines = lines[-1:]
+    text = " ".join(" ".join(lines).split()) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
 
 def import_class(location: str) -> Any:
-    """The ``nn.Module`` subclass ``"pkg.mod:Class"`` names; a ``ConfigError`` naming ``--model`` otherwise."""
+    """The ``nn.Module`` subclass ``"pkg.mod:Class"`` names; a ``ConfigError`` naming ``--model`` otherwise. The
+    module is looked up as ``python -m`` would, the current directory first (the ``bench`` script's own directory
+    is not the user's project)."""
+    import sys
+
     import torch
 
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     module_name, _, name = location.partition(":")
     try:
         module = importlib.import_module(module_name)

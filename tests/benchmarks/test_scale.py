@@ -14,7 +14,7 @@ import benchmark as bench
 from benchmark.api import RunContext
 from benchmark.config import build_config
 from benchmark.estimator import wrap
-from benchmark.evaluate import evaluate
+from benchmark.pipeline import run_config
 from benchmark.runner import attack_batch_size, sample_keys
 from benchmark.sweep import run_sweep
 from tests.benchmarks.conftest import compare
@@ -91,10 +91,10 @@ def test_job_grid_two_workers_vs_one(benchmark, tmp_path, workers):
         return build_config(None, {**grid, "out": str(tmp_path / f"run{next(counter)}")})
 
     def one_worker():
-        evaluate(fresh_config(), executor="process", workers=1)
+        run_config(fresh_config(), executor="process", workers=1)
 
     def two_workers():
-        evaluate(fresh_config(), executor="process", workers=workers)
+        run_config(fresh_config(), executor="process", workers=workers)
 
     ratio = compare(benchmark, two_workers, one_worker, rounds=2, warmup_rounds=0)
     if ratio == ratio:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.config import build_config
-from benchmark.evaluate import evaluate
+from benchmark.pipeline import run_config
 from benchmark.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def test_bad_input_in_a_dry_run_is_one_line_exit_2(tmp_path, args, message):
 
 def test_a_dry_run_says_which_jobs_are_stored_and_changes_nothing(tmp_path):
     out = tmp_path / "results"
-    evaluate(build_config(None, {"out": str(out), "device": "cpu", "dataset": "synthetic", "model": "mlp",
+    run_config(build_config(None, {"out": str(out), "device": "cpu", "dataset": "synthetic", "model": "mlp",
                                  "defenses": "standard", "attacks": "noise", "quick": True}), executor="inline")
     before = files(out)
     result = bench("evaluate", *QUICK, "--defense", "standard,fgsm-at", "--out", str(out), "--dry-run", cwd=tmp_path)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from benchmark.config import build_config
-from benchmark.evaluate import evaluate
+from benchmark.pipeline import run_config
 
 GRID = {"device": "cpu", "dataset": "synthetic", "model": "mlp", "quick": True, "seeds": "0,1",
         "defenses": "standard,pgd-at", "attacks": "suite:quick,noise"}
@@ -22,20 +22,20 @@ def numbers(board) -> list[tuple]:
 @pytest.fixture(scope="module")
 def inline(tmp_path_factory):
     config = build_config(None, {**GRID, "out": str(tmp_path_factory.mktemp("inline"))})
-    return numbers(evaluate(config, executor="inline", threads=1))
+    return numbers(run_config(config, executor="inline", threads=1))
 
 
 @pytest.mark.slow
 def test_process_pool_matches_inline(inline, tmp_path):
     config = build_config(None, {**GRID, "out": str(tmp_path)})
-    assert numbers(evaluate(config, executor="process", workers=2)) == inline
+    assert numbers(run_config(config, executor="process", workers=2)) == inline
 
 
 @pytest.mark.slow
 def test_ray_local_cluster_matches_inline(inline, tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'defense-bench[ray]')")
     config = build_config(None, {**GRID, "out": str(tmp_path)})
-    assert numbers(evaluate(config, executor="ray", workers=2)) == inline
+    assert numbers(run_config(config, executor="ray", workers=2)) == inline
 
 
 def test_job_processes_keep_freed_memory_on_glibc():
@@ -60,7 +60,7 @@ def test_a_stop_ends_the_pool_workers_mid_job_and_says_what_ran(tmp_path):
             raise Stopped("stopped by the test", 2)
 
     with pytest.raises(Stopped) as stop:  # with a worker left mid-job, shutdown would wait for its 5000 epochs
-        evaluate(config, executor="process", workers=2, on_event=stop_once_training)
+        run_config(config, executor="process", workers=2, on_event=stop_once_training)
     assert stop.value.kept == 0
     assert stop.value.running and set(stop.value.running) <= {"pgd-at(epochs=5000) (seed 0)",
                                                               "pgd-at(epochs=5000) (seed 1)"}
@@ -87,7 +87,7 @@ def test_a_stop_names_the_jobs_whose_begin_is_still_queued(tmp_path, monkeypatch
 
     monkeypatch.setattr(executors, "collect", stop_once_a_begin_is_queued)
     with pytest.raises(Stopped) as stop:
-        evaluate(config, executor="process", workers=2)
+        run_config(config, executor="process", workers=2)
     assert stop.value.running and set(stop.value.running) <= {"pgd-at(epochs=5000) (seed 0)",
                                                               "pgd-at(epochs=5000) (seed 1)"}
     assert stop.value.kept == 0

@@ -11,10 +11,10 @@ pytestmark = [pytest.mark.gpu,
 
 def test_evaluate_on_cuda_records_the_device(tmp_path):
     from benchmark.config import build_config
-    from benchmark.evaluate import evaluate
+    from benchmark.pipeline import run_config
 
     config = build_config(None, {"out": str(tmp_path), "device": "cuda", "quick": True})
-    board = evaluate(config)
+    board = run_config(config)
     assert {row["device"] for row in board.rows} == {"cuda"}
     assert all(row["provenance"]["versions"] for row in board.rows)
     by_defense = {row["defense"]: row for row in board.rows}
@@ -23,9 +23,9 @@ def test_evaluate_on_cuda_records_the_device(tmp_path):
 
 def test_gpu_and_cpu_agree_on_clean_accuracy(tmp_path):
     from benchmark.config import build_config
-    from benchmark.evaluate import evaluate
+    from benchmark.pipeline import run_config
 
-    boards = {device: evaluate(build_config(None, {"out": str(tmp_path / device), "device": device, "quick": True,
+    boards = {device: run_config(build_config(None, {"out": str(tmp_path / device), "device": device, "quick": True,
                                                     "defenses": "standard", "attacks": "fgsm"}))
               for device in ("cpu", "cuda")}
     assert abs(boards["cpu"].rows[0]["clean_accuracy"] - boards["cuda"].rows[0]["clean_accuracy"]) <= 0.03

@@ -1,0 +1,136 @@
+"""Checks of a user's model against the data before any work: it runs on every test sample and returns finite
+scores of shape (batch, classes), with as many classes as the data has. Shared by ``bench evaluate`` / ``bench
+check`` (for a model given as a file or class) and by ``benchmark.evaluate`` (and so the pytest fixture).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from benchmark.api import DataBundle
+from benchmark.errors import DataError
+from benchmark.sources import first_line
+
+logger = logging.getLogger(__name__)
+
+Predict = Callable[[np.ndarray], Any]
+
+
+def output_classes(predict: Predict, x: np.ndarray, batch_size: int = 256, *, label: str = "model") -> int:
+    """The number of scores ``predict`` returns per sample, after checking its output on every batch of ``x``: a
+    finite ``(batch, classes)`` array (or tensor) with the same number of classes (at least 2) each time."""
+    classes = None
+    for first in range(0, len(x), batch_size):
+        batch = x[first : first + batch_size]
+        rows = f"x[{first}:{first + len(batch)}]"
+        try:
+            scores = predict(batch)
+        except Exception as exc:  # the user's model: any failure is theirs to fix, reported on one line
+            raise DataError(f"{label} failed on {rows} of shape {tuple(batch.shape)}: {first_line(exc)}") from exc
+        shape = tuple(getattr(scores, "shape", ()))
+        if len(shape) != 2 or shape[0] != len(batch) or shape[1] < 2 or shape[1] != (classes or shape[1]):
+            found = shape if shape else type(scores).__name__
+            raise DataError(f"{label} must return scores of shape (batch, classes ≥ 2), the same classes for every "
+                            f"batch; got {found} for {rows} of shape {tuple(batch.shape)}")
+        if not np.isfinite(np.asarray(scores)).all():
+            raise DataError(f"{label} returned non-finite scores (NaN or inf) for {rows}")
+        classes = shape[1]
+    if classes is None:
+        raise DataError("the data has no test samples")
+    return classes
+
+
+def predictor(model: Any, device: str = "cpu") -> Predict:
+    """``x → scores`` of a torch module (without gradients, on ``device``) or of an ``ArrayModel``."""
+    from benchmark.array_estimator import ArrayModel
+
+    if isinstance(model, ArrayModel):
+        return model.predict
+    import torch
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(batch).to(device)).detach().cpu().numpy()
+
+    return predict
+
+
+def check_model(model: Any, data: DataBundle, *, label: str, device: str = "cpu") -> None:
+    """Refuse (``DataError``, one line) a model whose output does not fit ``data``'s test split."""
+    classes = output_classes(predictor(model, device), data.x_test, label=label)
+    if classes != data.nb_classes:
+        raise DataError(f"{label} returns {classes} scores per sample, but the data has {data.nb_classes} classes "
+                        f"(labels 0 … {data.nb_classes - 1})")
+
+
+def preflight(config: Any) -> Any:
+    """Before any job starts: a dataset from a file must have a train split if a defense trains; the model (loaded
+    from its file, or built) must run on the run's test data with its class count. Registry architectures on
+    built-in datasets are built for them (and are not checked here, so a re-run plans without loading data).
+    Returns the config to run: the default suite without the attacks that the data's inputs cannot take."""
+    from benchmark.runner import is_pretrained
+
+    if config.model_file is None and ":" not in config.dataset:  # a built-in dataset of images
+        return config
+    import dataclasses
+
+    from benchmark.plan import load_dataset
+
+    data = load_dataset(config.dataset).subset_test(config.n_test)
+    if config.default_attacks:
+        config = dataclasses.replace(config, attacks=fitting_attacks(config.attacks, data.input_shape))
+    check_attack_inputs(config.attacks, data.input_shape)
+    if not data.has_train and not is_pretrained(config.model_file):
+        raise DataError(f"--dataset: {config.dataset} has no train split (x_train, y_train), which defense "
+                        f"{config.defenses[0].label!r} needs to train {config.model}; a trained model given as a "
+                        f"file needs only the test split")
+    return check_loaded_model(config, data)
+
+
+def check_loaded_model(config: Any, data: DataBundle) -> Any:
+    """Load (or build) the run's model and check it against ``data`` (``check_model``); returns ``config``."""
+    from benchmark.runner import build_network, is_pretrained
+
+    if is_pretrained(config.model_file):
+        from benchmark.sources import load_model
+
+        model = load_model(config.model_file, data.input_shape, data.nb_classes)
+    else:
+        try:
+            model = build_network(config.model, config.model_file, data.input_shape, data.nb_classes)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise DataError(f"--model: {config.model} cannot be built for inputs of shape {data.input_shape}: "
+                            f"{first_line(exc)}") from exc
+    if hasattr(model, "eval"):
+        model.eval()
+    check_model(model, data, label=config.model if config.model_file is None else config.model_file.spec)
+    return config
+
+
+def check_attack_inputs(attacks: Any, input_shape: tuple[int, ...]) -> None:
+    """Refuse an attack that runs only on images (tag ``images_only``) when the inputs are flat features."""
+    from benchmark import ATTACKS
+
+    if len(input_shape) >= 3:
+        return
+    for spec in attacks:
+        if getattr(ATTACKS.get(spec.name), "images_only", False):
+            others = [n for n in ATTACKS.names() if not getattr(ATTACKS.get(n), "images_only", False)]
+            raise DataError(f"--attack: {spec.label!r} runs only on images (n, C, H, W) in ART, but the data has flat "
+                            f"features of shape {input_shape}; attacks for flat data: {', '.join(others)}")
+
+
+def fitting_attacks(attacks: Any, input_shape: tuple[int, ...]) -> tuple:
+    """``attacks`` without those that run only on images (tag ``images_only``) when the inputs are flat features."""
+    from benchmark import ATTACKS
+
+    if len(input_shape) >= 3:
+        return tuple(attacks)
+    kept = tuple(spec for spec in attacks if not getattr(ATTACKS.get(spec.name), "images_only", False))
+    if len(kept) < len(attacks):
+        logger.info("flat features %s: attacking with %s", input_shape, ", ".join(spec.label for spec in kept))
+    return kept
