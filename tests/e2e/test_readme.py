@@ -4,9 +4,11 @@ Every fenced block of ``README.md`` and ``leaderboards/README.md`` is run or lis
 ``test_every_example_is_run_or_skipped`` fails on a block that is neither, so a new example cannot slip by:
 
 * ``bash`` lines (and a ``yaml`` workflow's ``run: bench …`` steps) starting with ``bench evaluate`` or
-  ``bench check`` run with ``--dry-run`` appended, in an empty directory (holding only a link to ``leaderboards/``,
-  so baseline paths resolve), which must stay empty; other ``bench`` lines run against a small real store in
-  ``./bench-results`` (made once per module). Placeholders and names the store lacks go through ``SUBSTITUTIONS``.
+  ``bench check`` run with ``--dry-run`` appended, in a directory holding only a link to ``leaderboards/`` (so
+  baseline paths resolve) and the user's files the examples name (``OWN_FILES``: ``model.pt``, ``data.npz``,
+  ``my_pkg/nets.py``, made once per module by ``own_files``); nothing may appear in it or change. Other ``bench``
+  lines run against a small real store in ``./bench-results`` (made once per module). Placeholders and names the
+  store lacks go through ``SUBSTITUTIONS``. The three lines of "Score your own model" also run for real.
 * Plain blocks of ``$ bench …`` lines are transcripts: each command must print exactly the lines below it.
 * ``python`` blocks run in a subprocess with the stand-ins ``PYTHON_EXAMPLES`` names for the user's own things.
 * ``toml`` blocks: a ``[evaluate]`` table is built by ``benchmark.config``; entry points must name the registries'
@@ -16,14 +18,17 @@ Every fenced block of ``README.md`` and ``leaderboards/README.md`` is run or lis
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -49,7 +54,8 @@ SKIP = {
 
 #: Text in a ``bench`` line → what the test runs instead: placeholders, and stores the small store stands in for.
 SUBSTITUTIONS = {
-    "<every registered defense>": ",".join(benchmark.DEFENSES.names()),
+    "<every defense that trains>": ",".join(name for name in benchmark.DEFENSES.names()
+                                            if getattr(benchmark.DEFENSES.get(name), "trains", True)),
     "<results-dir>": "bench-results",
     "<tmp>": "report",
     "results-main/": "bench-results/",
@@ -65,7 +71,13 @@ PYTHON_EXAMPLES = {
     "# test_robustness.py in your project": "test_pytest_plugin_example_passes_on_a_robust_model",
     "import benchmark": "test_load_model_example_returns_the_stored_model",
     "from dataclasses import dataclass": "test_plugin_example_registers_a_defense",
+    "# my_pkg/nets.py": "test_evaluate_and_check_examples_dry_run",  # as my_pkg/nets.py: the dry run builds it
+    "import numpy as np": "test_evaluate_example_prints_the_row",
+    "# leaderboards/baselines/ours-model.pt": "test_ours_model_recipe_rebuilds_the_committed_model",
 }
+
+#: The user's files the "Score your own model" examples name, relative to where they run (see ``own_files``).
+OWN_FILES = ("model.pt", "data.npz", "my_pkg/nets.py")
 
 
 @dataclass(frozen=True)
@@ -126,10 +138,10 @@ def commands(kinds: tuple[str, ...]) -> list:
     return params
 
 
-def bench(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def bench(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
     assert argv[0] == "bench", argv
     return subprocess.run([sys.executable, "-m", "benchmark", *argv[1:]], capture_output=True, text=True, cwd=cwd,
-                          env=ENV, timeout=300)
+                          env={**ENV, **env}, timeout=300)
 
 
 def test_every_example_is_run_or_skipped():
@@ -164,13 +176,22 @@ def test_every_example_is_run_or_skipped():
             assert placeholder in SUBSTITUTIONS, f"{line!r}: no substitution for {placeholder}"
 
 
+def tree(where: Path) -> dict[str, bytes | None]:
+    """Every path under ``where`` (links not followed) → its bytes (None for a directory or a link)."""
+    return {str(path.relative_to(where)): path.read_bytes() if path.is_file() and not path.is_symlink() else None
+            for path in sorted(where.rglob("*"))}
+
+
 @pytest.mark.parametrize("argv", commands(("evaluate", "check")))
-def test_evaluate_and_check_examples_dry_run(argv, tmp_path):
+def test_evaluate_and_check_examples_dry_run(argv, tmp_path, own_files):
+    shutil.copytree(own_files, tmp_path, dirs_exist_ok=True)
     (tmp_path / "leaderboards").symlink_to(ROOT / "leaderboards", target_is_directory=True)
-    result = bench([*argv, "--dry-run"], tmp_path)
+    before = tree(tmp_path)
+    # no __pycache__ for my_pkg: the Python import system's writing, not the dry run's
+    result = bench([*argv, "--dry-run"], tmp_path, PYTHONDONTWRITEBYTECODE="1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip().endswith("(dry run: nothing trained, attacked or written)"), result.stdout
-    assert [path.name for path in tmp_path.iterdir()] == ["leaderboards"]  # a dry run writes nothing
+    assert tree(tmp_path) == before  # a dry run writes nothing
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +201,61 @@ def site(tmp_path_factory) -> Path:
     result = bench(["bench", *STORE_RUN], site)
     assert result.returncode == 0, result.stderr
     return site
+
+
+@pytest.fixture(scope="module")
+def own_files(tmp_path_factory) -> Path:
+    """A directory with the files "Score your own model" names (``OWN_FILES``), as a user would have them:
+    ``model.pt``, made by leaderboards/README.md's recipe for ``ours-model.pt`` (a TorchScript MLP trained for a
+    second on digits); ``data.npz``, digits as float32 (n, 1, 8, 8) with a train split; ``my_pkg/nets.py``, the
+    section's listing as written."""
+    where = tmp_path_factory.mktemp("own")
+    (where / "leaderboards" / "baselines").mkdir(parents=True)
+    result = run_python(block_for("test_ours_model_recipe_rebuilds_the_committed_model").text, where, "example.py")
+    assert result.returncode == 0, result.stderr
+    (where / "leaderboards" / "baselines" / "ours-model.pt").rename(where / "model.pt")
+    shutil.rmtree(where / "leaderboards")
+    (where / "example.py").unlink()
+    data = load_dataset("digits")
+    np.savez_compressed(where / "data.npz", x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
+                        y_test=data.y_test)
+    (where / "my_pkg").mkdir()
+    (where / "my_pkg" / "nets.py").write_text(block_for("test_evaluate_and_check_examples_dry_run").text,
+                                              encoding="utf-8")
+    assert sorted(path for path, content in tree(where).items() if content is not None) == sorted(OWN_FILES)
+    return where
+
+
+def own_section_block() -> Block:
+    """The three lines from ``model.pt`` and ``data.npz`` to a leaderboard."""
+    (block,) = [block for block in BLOCKS if block.doc == "README.md" and block.lang == "bash"
+                and "--dataset npz:data.npz" in block.first and "bench leaderboard" in block.text]
+    return block
+
+
+@pytest.mark.slow
+def test_own_model_lines_give_a_leaderboard(own_files, tmp_path):
+    """The section's three lines, run for real as written: the board holds the user's model and the reference
+    rows trained on the user's data, and the page is written."""
+    shutil.copytree(own_files, tmp_path, dirs_exist_ok=True)
+    for line in bench_lines(own_section_block()):
+        result = bench(shlex.split(line, comments=True), tmp_path)
+        assert result.returncode == 0, f"{line}: {result.stderr}"
+    assert "<table" in (tmp_path / "board.html").read_text(encoding="utf-8")
+    board = json.loads(bench(["bench", "leaderboard", "--format", "json"], tmp_path).stdout)
+    rows = {(row["defense"], row["model"]) for row in board["rows"]}
+    assert rows == {("pretrained", "torchscript:model.pt"), ("standard", "mlp"), ("pgd-at", "mlp")}
+    assert board["dataset"] == "npz:data.npz" and board["eps"] == [0.0, 0.01, 0.03, 0.05, 0.1]
+
+
+@pytest.mark.slow
+def test_committed_own_model_baseline_passes_its_check(tmp_path):
+    """leaderboards/baselines/ours.json was made from the ours-model.pt committed beside it: re-scoring that file
+    reproduces the baseline (the workflow's own-model job)."""
+    (tmp_path / "leaderboards").symlink_to(ROOT / "leaderboards", target_is_directory=True)
+    result = bench(["bench", "check", "--baseline", "leaderboards/baselines/ours.json"], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(unchanged)" in result.stdout and "OK: no regression" in result.stdout
 
 
 @pytest.mark.slow
@@ -250,6 +326,34 @@ def test_pytest_plugin_example_passes_on_a_robust_model(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
     assert '<property name="robustness"' in (tmp_path / "junit.xml").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_evaluate_example_prints_the_row(own_files, tmp_path):
+    """Run as written next to ``model.pt`` and ``data.npz``: it prints the one-row board, whose clean accuracy is the
+    model's own on ``x_test``."""
+    shutil.copytree(own_files, tmp_path, dirs_exist_ok=True)
+    result = run_python(block_for("test_evaluate_example_prints_the_row").text, tmp_path, "example.py")
+    assert result.returncode == 0, result.stderr
+    data = np.load(tmp_path / "data.npz")
+    with torch.no_grad():
+        predicted = torch.jit.load(str(tmp_path / "model.pt"))(torch.from_numpy(data["x_test"])).argmax(1).numpy()
+    clean = 100 * float((predicted == data["y_test"]).mean())
+    row = f"| 1 | pretrained | torchscript:model.pt | 1 (0) | {clean:.1f} |"
+    assert any(line.startswith(row) for line in result.stdout.splitlines()), result.stdout
+    assert not list(tmp_path.glob("bench-results*"))  # nothing written without out=
+
+
+def test_ours_model_recipe_rebuilds_the_committed_model(own_files):
+    """The recipe (run by ``own_files``, its output renamed model.pt) makes the committed ours-model.pt again:
+    the same predictions on digits' test split (the file's bytes differ: TorchScript stores a random id)."""
+    data = load_dataset("digits")
+    x = torch.from_numpy(data.x_test)
+    committed = ROOT / "leaderboards" / "baselines" / "ours-model.pt"
+    with torch.no_grad():
+        rebuilt = torch.jit.load(str(own_files / "model.pt"))(x).argmax(1)
+        assert (rebuilt == torch.jit.load(str(committed))(x).argmax(1)).float().mean() >= 0.99
+    assert committed.stat().st_size < 100_000
 
 
 @pytest.mark.slow
