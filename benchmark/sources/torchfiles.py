@@ -89,18 +89,29 @@ def torch_file_kind(path: str) -> str | None:
     return None
 
 
+def read_torch_file(model: ModelFile, what: str, how: str, load: Any) -> Any:
+    """``load(path)`` of a file that should be ``what`` (as ``torch_file_kind`` names it):
+    another file torch wrote (a pickle above all) is refused unread, a failed load is one line saying ``how`` to
+    save the right kind."""
+    found = torch_file_kind(model.location)
+    if found not in (None, what):
+        raise ConfigError(f"--model: {model.spec} is {found}, not {what} (not loaded); {how}")
+    try:
+        return load(model.location)
+    except Exception as exc:
+        raise ConfigError(f"--model: {model.spec} is not {what} ({first_line(exc)}); {how}") from None
+
+
 def load_torchscript(model: ModelFile, input_shape: tuple[int, ...]) -> torch.nn.Module:
     """``torch.jit.load`` of the file (on the CPU, eval mode); anything else torch wrote is refused unread."""
-    how = "save it with torch.jit.save(torch.jit.script(model), PATH)"
-    found = torch_file_kind(model.location)
-    if found not in (None, "a TorchScript file"):
-        raise ConfigError(f"--model: {model.spec} is {found}, not TorchScript (not loaded); {how}")
-    try:
+
+    def load(path: str) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.10+ deprecates TorchScript
-            module = torch.jit.load(model.location, map_location="cpu")
-    except Exception as exc:
-        raise ConfigError(f"--model: {model.spec} is not a TorchScript file ({first_line(exc)}); {how}") from None
+            return torch.jit.load(path, map_location="cpu")
+
+    module = read_torch_file(model, "a TorchScript file",
+                             "save it with torch.jit.save(torch.jit.script(model), PATH)", load)
     module.eval()
     return Loaded(module, normalize=model.normalize)
 
@@ -120,15 +131,13 @@ def quiet(name: str):
 
 def load_export(model: ModelFile, input_shape: tuple[int, ...]) -> torch.nn.Module:
     """``torch.export.load`` of the file; a program exported for a fixed batch size runs in padded batches of it."""
-    how = "save it with torch.export.save(torch.export.export(model, (x,)), PATH)"
-    found = torch_file_kind(model.location)
-    if found not in (None, "a torch.export program"):
-        raise ConfigError(f"--model: {model.spec} is {found}, not a torch.export program (not loaded); {how}")
-    try:
+
+    def load(path: str) -> Any:
         with quiet("torch.export"):
-            program = torch.export.load(model.location)
-    except Exception as exc:
-        raise ConfigError(f"--model: {model.spec} is not a torch.export program ({first_line(exc)}); {how}") from None
+            return torch.export.load(path)
+
+    program = read_torch_file(model, "a torch.export program",
+                              "save it with torch.export.save(torch.export.export(model, (x,)), PATH)", load)
     inputs = program.graph_signature.user_inputs
     if len(inputs) != 1:
         raise ConfigError(f"--model: {model.spec} takes {len(inputs)} inputs; a classifier takes one batch of inputs")

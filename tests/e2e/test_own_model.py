@@ -312,7 +312,7 @@ BAD_INPUTS = [
     bad("unreadable", lambda u, t: ["--model", unreadable(t)], "not readable",
         pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")),
     bad("full pickle as torchscript", lambda u, t: ["--model", f"torchscript:{full_pickle(u, t)}"],
-        "full.pt is a torch.save pickle, not TorchScript (not loaded)"),
+        "full.pt is a torch.save pickle, not a TorchScript file (not loaded)"),
     bad("full pickle as weights", lambda u, t: ["--model", "mypkg.nets:Net", "--weights", str(full_pickle(u, t))],
         "--weights: " + "{t}/full.pt is a full pickle"),
     bad("not torchscript", lambda u, t: ["--model", f"torchscript:{u.data}"], "is not a TorchScript file"),
