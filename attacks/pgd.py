@@ -1,5 +1,6 @@
 """PGD: projected gradient descent from a random start (Madry et al. 2018, "Towards Deep Learning Models Resistant
-to Adversarial Attacks", arXiv:1706.06083), run through ART's ``ProjectedGradientDescentPyTorch``.
+to Adversarial Attacks", arXiv:1706.06083), run through ART's ``ProjectedGradientDescentPyTorch`` (on a scikit-learn
+model with gradients, the same iteration in NumPy: ``numpy_pgd``).
 
 Threat model: white-box, untargeted, L∞ or L2. ``steps`` gradient steps of size ``step_fraction · ε`` inside the
 ε-ball, from one random start. ART's defaults (no random start, batch 32) are overridden. The random start of each
@@ -59,11 +60,13 @@ class PGD(Constrained):
     norms: ClassVar[tuple[str, ...]] = ("inf", "2")
     needs_grad: ClassVar[bool] = True
     black_box: ClassVar[bool] = False
-    torch_only: ClassVar[bool] = True  # ART's PyTorch implementation: refused for ONNX and scikit-learn models
     minimal_norm: ClassVar[bool] = False
 
     def generate(self, estimator, x: np.ndarray, y: np.ndarray, *, eps: float, norm: str, keys: np.ndarray,
                  batch_size: int) -> np.ndarray:
+        if not hasattr(estimator, "device"):  # not a PyTorch model: a scikit-learn one with gradients
+            return numpy_pgd(estimator, x, y, eps=eps, norm=norm, keys=keys if self.random_start else None,
+                             steps=self.steps, step=self.step_fraction * eps)
         attack = _keyed_pgd_class()(
             estimator,
             norm=art_norm(norm),
@@ -77,6 +80,37 @@ class PGD(Constrained):
         attack.sample_keys = keys
         attack.run_norm = norm
         return attack.generate(x=x, y=y)
+
+
+def numpy_pgd(estimator, x: np.ndarray, y: np.ndarray, *, eps: float, norm: str, keys: np.ndarray | None,
+              steps: int, step: float) -> np.ndarray:
+    """PGD on a model that ART has no PyTorch implementation for (a scikit-learn logistic regression or SVM through
+    ``benchmark.array_estimator``): from the same keyed random start (``keys`` None: none), ``steps`` times the
+    sign (L∞) or unit-L2 direction of the loss gradient, a step clipped to the input range, the projection onto the
+    ε-ball, as ART's NumPy PGD does. Every row depends on its own sample only."""
+    x = x.astype(np.float32)
+    labels = np.eye(estimator.nb_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
+    adversarial = x.copy()
+    if keys is not None:
+        adversarial = np.clip(x + eps * random_start(keys, x.shape[1:], norm).astype(np.float32), 0.0, 1.0)
+    for _ in range(steps):
+        grad = np.nan_to_num(estimator.loss_gradient(adversarial, labels).reshape(len(x), -1))
+        if norm == "inf":
+            direction = np.sign(grad)
+        else:
+            direction = grad / np.maximum(np.linalg.norm(grad, axis=1, keepdims=True), 1e-12)
+        moved = np.clip(adversarial + step * direction.reshape(x.shape), 0.0, 1.0)
+        adversarial = (x + projected(moved - x, eps, norm)).astype(np.float32)  # stays in [0, 1]: a convex mix
+    return adversarial
+
+
+def projected(delta: np.ndarray, eps: float, norm: str) -> np.ndarray:
+    """``delta`` projected onto the ε-ball of ``norm`` (per sample)."""
+    if norm == "inf":
+        return np.clip(delta, -eps, eps)
+    flat = delta.reshape(len(delta), -1)
+    lengths = np.linalg.norm(flat, axis=1, keepdims=True)
+    return (flat * np.minimum(1.0, eps / np.maximum(lengths, 1e-12))).reshape(delta.shape)
 
 
 @cache

@@ -182,12 +182,12 @@ def wrap_any(model: Any, input_shape: tuple[int, ...], nb_classes: int, device: 
     return wrap(model, input_shape, nb_classes, device)
 
 
-def is_torch(model: Any) -> bool:
-    """Whether ``model`` is a torch module (else an ONNX or scikit-learn ``ArrayModel``): the validity probes run
-    the harness's PGD, which needs one."""
+def has_gradients(model: Any) -> bool:
+    """Whether the attacks can have input gradients of ``model`` (a torch module, or a scikit-learn model that ART
+    gives gradients of): the validity probes run PGD on it."""
     from benchmark.array_estimator import ArrayModel
 
-    return not isinstance(model, ArrayModel)
+    return not isinstance(model, ArrayModel) or model.art_estimator is not None
 
 
 def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress) -> Evaluation:
@@ -207,7 +207,7 @@ def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress
     start = time.perf_counter()
     probes = run_probes(estimator, test.x_test, test.y_test, sweep, norm=job.norm,
                         headline_eps=job_headline(job), keys=keys, batch_size=batch_size, seed=job.seed,
-                        pgd=probe_pgd(job, attacks) if is_torch(trained.model) else None,
+                        pgd=probe_pgd(job, attacks) if has_gradients(trained.model) else None,
                         trained_correct=stored_correct(trained.info, len(test.x_test)),
                         outputs=getattr(trained.model, "outputs", "logits"))
     return Evaluation(sweep=sweep, probes=probes, attacks=attacks, batch_size=batch_size, eval_seconds=eval_seconds,

@@ -117,3 +117,31 @@ def test_fgsm_runs_on_a_logistic_regression(logistic):
     assert adversarial.shape == x.shape and np.abs(adversarial - x).max() <= 0.3 + 1e-6
     assert (wrapped.predict(adversarial).argmax(1) != clean).mean() > 0.5
     assert wrapped.counts["grad"] >= 20
+
+
+@pytest.mark.parametrize("norm", ["inf", "2"])
+def test_pgd_on_a_logistic_regression_takes_arts_numpy_steps(logistic, norm):
+    """Without a random start the harness's NumPy PGD gives ART's ProjectedGradientDescentNumpy's iterates; with
+    one, every sample gets the same result alone as in its batch, to float rounding (the start is drawn from its
+    key)."""
+    from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_numpy import (
+        ProjectedGradientDescentNumpy,
+    )
+
+    from attacks.pgd import PGD
+    from benchmark.api import art_norm
+
+    estimator, x = logistic
+    wrapped = wrap_arrays(sklearn_model(estimator), SHAPE, CLASSES)
+    y = wrapped.predict(x).argmax(1)
+    eps = 0.1 if norm == "inf" else 1.0
+    ours = PGD(steps=7, random_start=False).generate(wrapped, x, y, eps=eps, norm=norm, keys=np.arange(len(x)),
+                                                     batch_size=8)
+    art = ProjectedGradientDescentNumpy(wrapped, norm=art_norm(norm), eps=eps, eps_step=0.25 * eps, max_iter=7,
+                                        num_random_init=0, batch_size=8, verbose=False).generate(x, np.eye(CLASSES)[y])
+    np.testing.assert_allclose(ours, art, atol=1e-5)
+    assert (wrapped.predict(ours).argmax(1) != y).any()
+    keys = np.arange(len(x)) + 100
+    batch = PGD(steps=7).generate(wrapped, x, y, eps=eps, norm=norm, keys=keys, batch_size=8)
+    alone = PGD(steps=7).generate(wrapped, x[3:4], y[3:4], eps=eps, norm=norm, keys=keys[3:4], batch_size=8)
+    np.testing.assert_allclose(batch[3:4], alone, atol=1e-6)  # scikit-learn's batched products round differently

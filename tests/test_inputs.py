@@ -199,7 +199,7 @@ def test_the_default_suite_keeps_the_attacks_the_model_can_take(logistic):
     assert labels("suite:default", None, where=default) == list(DEFAULT_SUITE)
     assert labels("suite:default", ModelFile(kind="torchscript", location="m.pt"), where=default) == list(DEFAULT_SUITE)
     assert labels("suite:default", ONNX, where=default) == ["square", "noise"]  # no gradients
-    assert labels("suite:default", logistic, where=default) == ["fgsm", "square", "noise"]  # gradients, not torch
+    assert labels("suite:default", logistic, where=default) == ["fgsm", "pgd", "square", "noise"]  # not torch
     assert labels("suite:black-box", ONNX) == ["square", "hopskipjump", "noise"]
 
 
@@ -209,8 +209,8 @@ def test_named_attacks_the_model_cannot_take_are_refused_naming_why(logistic):
     assert str(raised.value) == ("--attack: attack 'fgsm' needs input gradients, but onnx:net.onnx runs in "
                                  "onnxruntime, a black box; attacks that need only outputs: hopskipjump, noise, square")
     with pytest.raises(ConfigError) as raised:
-        labels("fgsm,pgd:steps=3", logistic)
-    assert str(raised.value) == (f"--attack: attack 'pgd(steps=3)' runs only on a PyTorch model (ART's "
+        labels("fgsm,apgd-ce:restarts=2", logistic)
+    assert str(raised.value) == (f"--attack: attack 'apgd-ce(restarts=2)' runs only on a PyTorch model (ART's "
                                  f"implementation), but sklearn:{logistic.location} (LogisticRegression) runs in "
                                  f"scikit-learn, not PyTorch")
     assert labels("fgsm,cw-linf,hopskipjump", logistic) == ["fgsm", "cw-linf", "hopskipjump"]
