@@ -275,6 +275,24 @@ def legend_lines(board: Leaderboard) -> list[str]:
             lines.append(f"{row['defense']} (seed {row['seed']}): {attack} stopped, no per-attack numbers: {error}")
     if any(name.split("(")[0] == "autoattack" for name in board.attacks):
         lines.append(AUTOATTACK_NOTE)
+    return lines + close_calls(board)
+
+
+def close_calls(board: Leaderboard) -> list[str]:
+    """A warning per pair of neighbouring ranked rows whose order the test samples cannot settle: the 95 % interval
+    of either row's robust accuracy at the headline ε is wider than the gap between them (so more test samples, or
+    ``bench compare``'s paired test, must decide)."""
+    key, lines = board.headline_key, []
+    ranked_entries = [entry for entry in board.summary if entry["rank"] is not None]
+    for upper, lower in zip(ranked_entries, ranked_entries[1:], strict=False):
+        a, b = upper["robust_accuracy"][key], lower["robust_accuracy"][key]
+        gap = a["mean"] - b["mean"]
+        width = max(a["ci"][1] - a["ci"][0], b["ci"][1] - b["ci"][0])
+        if width > gap:
+            lines.append(f"ranks {upper['rank']} and {lower['rank']} ({upper['defense']}, {lower['defense']}) are "
+                         f"{100 * gap:.1f} points apart at ε = {key}, less than the {100 * width:.1f}-point width of a "
+                         f"95 % interval on {upper['n_test']} test samples: the order is not settled (more samples, "
+                         f"or bench compare's paired test)")
     return lines
 
 

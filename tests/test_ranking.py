@@ -155,3 +155,15 @@ def test_a_planted_masking_defense_never_outranks_an_unflagged_one(planted, tmp_
         shown = bench("leaderboard", "--store", out, "--format", fmt, env=planted)
         assert shown.returncode == 0, shown.stderr
         assert_trusted_first(parse(shown.stdout), "standard", "zero-grad", fmt)
+
+
+def test_a_gap_narrower_than_the_intervals_is_called_unsettled_and_a_wide_one_is_not():
+    def row(name, robust, n):
+        return record(job_hash=name, defense=name, n_test=n, correct=(1,) * n,
+                      robust_accuracy={"0": 1.0, "0.1": robust}, runs={})
+
+    close = build_leaderboard([row("a", 0.50, 100), row("b", 0.45, 100)], headline_eps=0.1)
+    (line,) = [line for line in render(close, "md").splitlines() if "not settled" in line]
+    assert "ranks 1 and 2 (a, b) are 5.0 points apart at ε = 0.1" in line and "on 100 test samples" in line
+    far = build_leaderboard([row("a", 0.90, 1000), row("b", 0.20, 1000)], headline_eps=0.1)
+    assert "not settled" not in render(far, "md")
