@@ -97,7 +97,7 @@ class EvalConfig:
     device: str
     out: Path
     quick: bool
-    n_test: int | None
+    n_test: int | None  # as given (None: every test sample, or QUICK_N_TEST with quick: ``test_count``)
     survivors: str = "shared"  # which samples each attack gets: "shared" or "per-attack" (benchmark/sweep.py)
     model_file: ModelFile | None = None  # the model as a file or class (None: a registry architecture)
     default_attacks: bool = False  # the attacks are the default suite's (preflight drops what the data cannot take)
@@ -107,6 +107,16 @@ class EvalConfig:
         from benchmark.data import headline_eps
 
         return headline_eps(self.dataset, self.norm, self.eps)
+
+
+def test_count(config: EvalConfig, available: int) -> int:
+    """How many test samples the run scores, of the ``available``: ``--n-test`` (more than there are is refused),
+    else ``QUICK_N_TEST`` at most with ``--quick``, else all."""
+    if config.n_test is None:
+        return min(QUICK_N_TEST, available) if config.quick else available
+    if config.n_test > available:
+        raise ConfigError(f"--n-test: {config.n_test} is more than the {available} test samples of {config.dataset}")
+    return config.n_test
 
 
 REGISTRIES: dict[str, Registry] = {"defense": DEFENSES, "attack": ATTACKS, "dataset": DATASETS, "model": MODELS}
@@ -161,8 +171,6 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
     n_test = get("n_test")
     if n_test is not None:
         n_test = parse_value(n_test, where("n_test"), N_TEST)
-    elif quick:
-        n_test = QUICK_N_TEST
     return EvalConfig(
         dataset=dataset,
         model=model,

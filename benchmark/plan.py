@@ -14,7 +14,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from benchmark.api import DataBundle
-from benchmark.config import EvalConfig, PluginSpec
+from benchmark.config import EvalConfig, PluginSpec, test_count
 from benchmark.provenance import content_hash, library_versions
 from benchmark.sweep import SWEEP_VERSION
 
@@ -115,7 +115,7 @@ class Job:
 def plan(config: EvalConfig, facts: DataFacts | None = None) -> list[Job]:
     """One job per (defense, seed), in the order given; ``facts``: the dataset's ``data_facts`` (default: load it)."""
     facts = facts or data_facts(config.dataset)
-    n_test = facts.n_test if config.n_test is None else min(config.n_test, facts.n_test)
+    n_test = test_count(config, facts.n_test)
     digest = ""
     if config.model_file is not None:
         from benchmark.sources import file_digest

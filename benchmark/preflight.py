@@ -78,9 +78,11 @@ def preflight(config: Any) -> Any:
         return config
     import dataclasses
 
+    from benchmark.config import test_count
     from benchmark.plan import load_dataset
 
-    data = load_dataset(config.dataset).subset_test(config.n_test)
+    data = load_dataset(config.dataset)
+    data = data.subset_test(test_count(config, len(data.x_test)))
     if config.default_attacks:
         config = dataclasses.replace(config, attacks=fitting_attacks(config.attacks, data.input_shape))
     check_attack_inputs(config.attacks, data.input_shape)

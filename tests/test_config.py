@@ -177,3 +177,17 @@ def test_seed_count_has_a_range(tmp_path, count):
     result = CliRunner().invoke(main, ["evaluate", "--seeds", count, "--out", str(tmp_path), "--device", "cpu"])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"bench: error: --seeds: must be an int in [1, 1000], got {count}"
+
+
+def test_n_test_beyond_the_test_set_is_refused_and_quick_takes_at_most_its_share(tmp_path):
+    from benchmark.plan import DataFacts, plan
+
+    def jobs(**overrides):
+        config = build_config(None, {"out": str(tmp_path), "dataset": "synthetic", "model": "mlp",
+                                     "defenses": "standard", **overrides})
+        return plan(config, DataFacts("fingerprint", 80))
+
+    assert jobs(n_test="80")[0].n_test == 80 and jobs(n_test="5")[0].n_test == 5
+    assert jobs()[0].n_test == 80 and jobs(quick="true")[0].n_test == 80  # --quick's 100 is a cap, not a demand
+    with pytest.raises(ConfigError, match=r"^--n-test: 81 is more than the 80 test samples of synthetic$"):
+        jobs(n_test="81")
