@@ -96,6 +96,8 @@ def describe_params(plugin: Any) -> str:
               show_default=True, help="auto: a process pool when at least two jobs per worker are pending, "
                                       "else inline.")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@click.option("--shards", help="Split each job's test samples into N pieces run as separate tasks (workers, Ray "
+                               "nodes), merged into one result identical to the unsharded run (default: 1).")
 @click.option("--address", help="Ray cluster address (with --executor ray; default: a local cluster).")
 @time_limit_option
 @dry_run_option

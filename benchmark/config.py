@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "normalize": None,
     "trust": (),
     "name": None,  # the row label instead of the defense's
+    "shards": 1,  # pieces of each job's test samples, run as separate tasks (benchmark/shards.py)
 }
 DEFAULT_DEFENSES = {False: "standard,pgd-at", True: "pretrained"}  # by: is the model a trained one from a file
 #: How each key is spelled on the command line, for error messages.
@@ -58,6 +59,7 @@ QUICK_N_TEST = 100
 SEED = Interval(int, 0, 2**31 - 1)  # per-sample keys are seed · 2³² + index, in int64
 SEED_COUNT = Interval(int, 1, 1_000)  # bench evaluate --seeds N
 N_TEST = Interval(int, 1, 1_000_000)
+SHARDS = Interval(int, 1, 10_000)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class EvalConfig:
     survivors: str = "shared"  # which samples each attack gets: "shared" or "per-attack" (benchmark/sweep.py)
     model_file: ModelFile | None = None  # the model as a file or class (None: a registry architecture)
     default_attacks: bool = False  # the attacks are the default suite's (preflight drops what the data cannot take)
+    shards: int = 1  # pieces of each job's test samples, run as separate tasks (benchmark/shards.py)
 
     @property
     def headline_eps(self) -> float:
@@ -186,6 +189,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
         survivors=parse_choice(get("survivors"), where("survivors"), SURVIVORS),
         model_file=model_file,
         default_attacks=where("attacks").endswith("(default)"),
+        shards=parse_value(get("shards"), where("shards"), SHARDS),
     )
 
 
@@ -371,6 +375,8 @@ def make_spec(kind: str, name: str, params: Mapping[str, Any], where: str) -> Pl
             hint = did_you_mean(key, fields, template="did you mean {}? ")
             known = ", ".join(fields) or "none"
             raise ConfigError(f"{where}: {kind} {canonical!r} has no parameter {key!r}; {hint}(parameters: {known})")
+    if kind == "model" and not dataclasses.is_dataclass(cls):  # a builder function: no parameters, nothing to build
+        return PluginSpec(kind, canonical, ())
     try:
         values = check_params(canonical, parameter_constraints(cls), params, parse=True)
     except ValueError as exc:

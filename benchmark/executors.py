@@ -94,8 +94,9 @@ def execute(job: Job, out: str, fresh: bool = False, threads: int | None = 1,
         torch.set_num_threads(threads)
     with Store(out) as store:
         record = run_job(job, store, fresh=fresh, on_event=on_event)
-        store.put(record)
-    return JobSummary(job_hash=record.job_hash, defense=record.defense, seed=record.seed)
+        if record is not None:
+            store.put(record)
+    return JobSummary(job_hash=job.job_hash, defense=job.defense.label, seed=job.seed)
 
 
 def run_jobs(jobs: list[Job], out: Path, *, executor: str = "auto", workers: int | None = None,

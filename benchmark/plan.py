@@ -78,6 +78,10 @@ class Job:
     model_digest: str = ""  # the SHA-256 of what ``model_file`` loads (``benchmark.sources.file_digest``)
     headline_eps: float | None = None  # the ε leaderboards sort by
     data_source: str | None = None  # the dataset's ``source()``, recorded with the result
+    # how the job runs, not what it computes (never hashed): everything at once, or one stage of a sharded job
+    stage: str = "all"  # "all", "train", "shard" (``benchmark.shards``)
+    shard: int = 0
+    shards: int = 1
 
     def train_payload(self) -> dict[str, Any]:
         payload = {

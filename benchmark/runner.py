@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark import ATTACKS, DEFENSES, MODELS
+from benchmark import ATTACKS, DEFENSES
 from benchmark.api import DataBundle, RunContext
 from benchmark.data import headline_eps
 from benchmark.errors import BenchError, UnknownNameError
@@ -74,11 +74,20 @@ class Evaluation:
     probe_seconds: float
 
 
-def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: bool = False) -> Record:
+def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: bool = False) -> Record | None:
     """Run ``job`` and return its record (the caller stores it). ``on_event("phase", text=, step=, steps=)`` reports
-    progress; ``fresh`` retrains even when a checkpoint is stored."""
+    progress; ``fresh`` retrains even when a checkpoint is stored. A stage of a sharded job (``benchmark.shards``)
+    trains, or stores its part, and returns None."""
     progress = Progress(job, on_event)
+    if job.stage == "shard":
+        from benchmark.shards import run_shard
+
+        run_shard(job, store, progress)
+        return None
     data = verified_data(job)
+    if job.stage == "train":
+        train_or_load(job, data, store, fresh=fresh, progress=progress)
+        return None
     trained = train_or_load(job, data, store, fresh=fresh, progress=progress)
     evaluation = evaluate(job, data.subset_test(job.n_test), trained, progress=progress)
     return make_record(job, data, trained, evaluation)
@@ -151,9 +160,12 @@ def is_pretrained(model_file: Any) -> bool:
 
 
 def build_network(model: str, model_file: Any, input_shape: tuple[int, ...], nb_classes: int) -> torch.nn.Module:
-    """A fresh, untrained network: the registry architecture ``model``, or the class ``model_file`` names."""
+    """A fresh, untrained network: the registry architecture ``model`` (its canonical text, parameters included:
+    ``preact-resnet18:norm=group``), or the class ``model_file`` names."""
     if model_file is None:
-        return MODELS.get(model)(input_shape, nb_classes)
+        from benchmark.inputs import model_builder
+
+        return model_builder(model)(input_shape, nb_classes)
     from benchmark.sources import build_model
 
     return build_model(model_file, input_shape, nb_classes)
@@ -190,28 +202,51 @@ def has_gradients(model: Any) -> bool:
     return not isinstance(model, ArrayModel) or model.art_estimator is not None
 
 
-def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress) -> Evaluation:
-    """Wrap the model once for ART, run the ε sweep on ``test``'s samples, then the validity probes."""
-    from benchmark.probes import run_probes
+@dataclass(frozen=True, eq=False)
+class Armed:
+    """A job's model wrapped once for ART, with the job's attacks built."""
+
+    estimator: Any
+    attacks: dict[str, Any]  # label → the attack object, in the configured order
+    batch_size: int
+
+
+def arm(job: Job, test: DataBundle, trained: Trained) -> Armed:
+    return Armed(estimator=wrap_any(trained.model, test.input_shape, test.nb_classes, job.device),
+                 attacks={spec.label: spec.build() for spec in job.attacks},
+                 batch_size=attack_batch_size(job.model, job.device))
+
+
+def sweep_samples(job: Job, armed: Armed, x: np.ndarray, y: np.ndarray, keys: np.ndarray, progress: Progress
+                  ) -> tuple[SweepResult, float]:
+    """The ε sweep on ``x``, ``y`` (whose per-sample ``keys`` are their places in the job's test set), and its
+    seconds."""
     from benchmark.sweep import run_sweep
 
-    attacks = {spec.label: spec.build() for spec in job.attacks}
-    batch_size = attack_batch_size(job.model, job.device)
-    estimator = wrap_any(trained.model, test.input_shape, test.nb_classes, job.device)
-    keys = sample_keys(job.seed, len(test.x_test))
     start = time.perf_counter()
-    sweep = run_sweep(estimator, test.x_test, test.y_test, attacks, job.eps, norm=job.norm, keys=keys,
-                      batch_size=batch_size, seed=job.seed, survivors=job.survivors, on_attack=progress.attack)
-    eval_seconds = time.perf_counter() - start
+    sweep = run_sweep(armed.estimator, x, y, armed.attacks, job.eps, norm=job.norm, keys=keys,
+                      batch_size=armed.batch_size, seed=job.seed, survivors=job.survivors, on_attack=progress.attack)
+    return sweep, time.perf_counter() - start
+
+
+def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress,
+             sweep: tuple[SweepResult, float] | None = None) -> Evaluation:
+    """Wrap the model once for ART, run the ε sweep on ``test``'s samples (unless ``sweep``, its result and
+    seconds, is given: merged shards), then the validity probes."""
+    from benchmark.probes import run_probes
+
+    armed = arm(job, test, trained)
+    keys = sample_keys(job.seed, len(test.x_test))
+    result, eval_seconds = sweep or sweep_samples(job, armed, test.x_test, test.y_test, keys, progress)
     progress.probes()
     start = time.perf_counter()
-    probes = run_probes(estimator, test.x_test, test.y_test, sweep, norm=job.norm,
-                        headline_eps=job_headline(job), keys=keys, batch_size=batch_size, seed=job.seed,
-                        pgd=probe_pgd(job, attacks) if has_gradients(trained.model) else None,
+    probes = run_probes(armed.estimator, test.x_test, test.y_test, result, norm=job.norm,
+                        headline_eps=job_headline(job), keys=keys, batch_size=armed.batch_size, seed=job.seed,
+                        pgd=probe_pgd(job, armed.attacks) if has_gradients(trained.model) else None,
                         trained_correct=stored_correct(trained.info, len(test.x_test)),
                         outputs=getattr(trained.model, "outputs", "logits"))
-    return Evaluation(sweep=sweep, probes=probes, attacks=attacks, batch_size=batch_size, eval_seconds=eval_seconds,
-                      probe_seconds=time.perf_counter() - start)
+    return Evaluation(sweep=result, probes=probes, attacks=armed.attacks, batch_size=armed.batch_size,
+                      eval_seconds=eval_seconds, probe_seconds=time.perf_counter() - start)
 
 
 def job_headline(job: Job) -> float:

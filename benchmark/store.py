@@ -6,6 +6,8 @@
   (``CheckpointInfo``, as JSON); a file that no longer matches is reported and retrained, never loaded; so is one
   that matches but does not hold a state dict of the model. Files are written atomically through
   ``benchmark.fileio`` (never through a symlink), into a ``checkpoints`` directory that must not be a symlink.
+* ``parts``: the sweep results of the shards of a job split with ``--shards`` (``benchmark.shards``), until they are
+  merged into its record.
 * ``datasets``: each dataset's fingerprint and test size per source (see ``benchmark.plan.data_facts``), so a
   re-run can plan without loading the data.
 * ``meta``: the newest record schema version the store holds (``benchmark.record``): a harness refuses a store of a
@@ -69,6 +71,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     file TEXT NOT NULL,
     sha256 TEXT NOT NULL,
     info TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS parts (
+    job_hash TEXT NOT NULL,
+    shard INTEGER NOT NULL,
+    shards INTEGER NOT NULL,
+    part TEXT NOT NULL,
+    PRIMARY KEY (job_hash, shard, shards)
 );
 """
 
@@ -169,6 +178,28 @@ class Store:
     def put_dataset_facts(self, name: str, source: str, fingerprint: str, n_test: int) -> None:
         with self.transaction():
             self.db.execute("INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?)", (name, source, fingerprint, n_test))
+
+    # parts of sharded jobs ----------------------------------------------------------------------------------------
+    def has_part(self, job_hash: str, shard: int, shards: int) -> bool:
+        return self.part(job_hash, shard, shards) is not None
+
+    def part(self, job_hash: str, shard: int, shards: int) -> str | None:
+        row = self.db.execute("SELECT part FROM parts WHERE job_hash = ? AND shard = ? AND shards = ?",
+                              (job_hash, shard, shards)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put_part(self, job_hash: str, shard: int, shards: int, part: str) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?)", (job_hash, shard, shards, part))
+
+    def put_merged(self, record: Record) -> None:
+        """Store the record of a sharded job, then drop its parts (left over only if killed in between: harmless)."""
+        self.put(record)
+        self.drop_parts(record.job_hash)
+
+    def drop_parts(self, job_hash: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM parts WHERE job_hash = ?", (job_hash,))
 
     # results ----------------------------------------------------------------------------------------------------
     def has(self, job_hash: str) -> bool:
