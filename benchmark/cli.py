@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from benchmark import cli_reports
+from benchmark import cli_data, cli_reports
 from benchmark.console import OneLineErrors, dry_run_option, print_board, run_or_plan, setup_logging, time_limit_option
 
 KINDS = ("defenses", "attacks", "datasets", "models")
@@ -67,7 +67,8 @@ def describe_params(plugin: Any) -> str:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file; options override it.")
 @click.option("--dataset", help="Dataset name, or your data: npz:PATH (x_test, y_test; x_train, y_train to train), "
                                "folder:PATH[,size=N] (one sub-folder per class) (default: digits).")
-@click.option("--model", help="Registry architecture (default: cnn-small), or your model: torchscript:PATH, "
+@click.option("--model", help="Registry architecture, NAME:key=value sets its parameters (default: cnn-small), or "
+                             "your model: torchscript:PATH, "
                              "export:PATH, keras:PATH, onnx:PATH, sklearn:PATH, or pkg.mod:Class (trained here, or "
                              "with --weights).")
 @click.option("--weights", help="State dict for --model pkg.mod:Class (loaded with weights_only=True).")
@@ -78,6 +79,9 @@ def describe_params(plugin: Any) -> str:
 @click.option("--name", help="Row label for the model (default: the defense, 'pretrained' for a model file).")
 @click.option("--defense", "defenses", help="Comma list; name:key=value,key=value sets parameters "
                                             "(default: standard,pgd-at).")
+@click.option("--recipe", help="Training recipe fields, key=value,… (optimiser, lr, schedule, epochs, batch_size, "
+                               "augmentation, early_stop, amp, …) over the dataset's paper recipe; a defense's own "
+                               "parameters override them.")
 @click.option("--attack", "attacks", help="Comma list of attacks and suites (suite:quick, suite:standard, "
                                           "suite:full; default: suite:default).")
 @click.option("--norm", help="Threat model: inf or 2 (default: inf).")
@@ -136,3 +140,4 @@ def evaluation_config(config_file: str | None, options: dict[str, Any], *, creat
 
 for command in cli_reports.COMMANDS:
     main.add_command(command)
+main.add_command(cli_data.data)
