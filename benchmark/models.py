@@ -47,3 +47,6 @@ def mlp(input_shape: tuple[int, ...], nb_classes: int) -> torch.nn.Module:
         nn.ReLU(),
         nn.Linear(256, nb_classes),
     )
+
+
+from benchmark import architectures  # noqa: E402, F401  (registers the literature's architectures)
