@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
@@ -46,36 +47,54 @@ class _APGD(Constrained):
 
     def art_attack(self, estimator, *, eps: float, norm: str, batch_size: int, restarts: int | None = None):
         """ART's APGD with this attack's parameters (``restarts``: ART's random restarts, default ``self.restarts``)."""
-        from art.attacks.evasion import AutoProjectedGradientDescent
-
-        attack = AutoProjectedGradientDescent(
-            estimator, norm=art_norm(norm), eps=eps, eps_step=2 * eps, max_iter=self.steps, targeted=False,
-            nb_random_init=restarts or self.restarts, batch_size=batch_size, loss_type=self.loss_type, verbose=False,
-        )
-        return adopt_estimator(attack, estimator)  # ART wrapped the model anew for its loss: keep the fast paths
+        return art_apgd(estimator, eps=eps, norm=norm, steps=self.steps, restarts=restarts or self.restarts,
+                        batch_size=batch_size, loss_type=self.loss_type)
 
     def generate(self, estimator, x: np.ndarray, y: np.ndarray, *, eps: float, norm: str, keys: np.ndarray,
                  batch_size: int) -> np.ndarray:
-        """Each restart runs ART's APGD from a random start drawn per sample from its key (ART draws one for the
-        whole batch from numpy's generator), on the samples no earlier restart has broken; a sample's result then
-        does not depend on the other samples of the batch."""
+        """Each restart is one run of ART's APGD on the samples no earlier restart has broken (``attack_survivors``)."""
         attack = self.art_attack(estimator, eps=eps, norm=norm, batch_size=batch_size, restarts=1)
-        x_adv = x.copy()
-        alive = predict_labels(estimator, x, batch_size) == y  # ART attacks only these: the keys must match them
-        for restart in range(self.restarts):
-            rows = np.flatnonzero(alive)
-            if rows.size == 0:
-                break
-            with keyed_random_init(keys[rows], norm, restart):
-                x_adv[rows] = attack.generate(x=x[rows], y=y[rows])
-            alive[rows] = predict_labels(estimator, x_adv[rows], batch_size) == y[rows]
-        return x_adv
+        runs = ((y, _SALT + 16 * restart) for restart in range(self.restarts))
+        return attack_survivors(attack, estimator, x, y, runs, keys=keys, norm=norm, batch_size=batch_size)
+
+
+def art_apgd(estimator, *, eps: float, norm: str, steps: int, restarts: int, batch_size: int, loss_type: str | None,
+             loss_estimator=None):
+    """ART's untargeted APGD (step size starting at 2ε) ascending ART's loss ``loss_type`` ("cross_entropy",
+    "difference_logits_ratio") on ``estimator``'s model, or with ``loss_type`` None the loss of ``loss_estimator``
+    (an ART wrapper of the same model); either way run on the harness's fast wrapper with that loss."""
+    from art.attacks.evasion import AutoProjectedGradientDescent
+
+    attack = AutoProjectedGradientDescent(
+        loss_estimator or estimator, norm=art_norm(norm), eps=eps, eps_step=2 * eps, max_iter=steps, targeted=False,
+        nb_random_init=restarts, batch_size=batch_size, loss_type=loss_type, verbose=False,
+    )
+    return adopt_estimator(attack, estimator)  # ART wrapped the model anew for its loss: keep the fast paths
+
+
+def attack_survivors(attack, estimator, x: np.ndarray, y: np.ndarray, runs: Iterable[tuple[np.ndarray, int]], *,
+                     keys: np.ndarray, norm: str, batch_size: int) -> np.ndarray:
+    """``attack`` (ART's APGD, one random start per call) once per ``(labels, salt)`` of ``runs``, each time on the
+    samples no earlier run has made misclassified (``labels``: ART's ``y`` for every sample), from a random start
+    drawn per sample from its key and the run's ``salt`` (ART draws one for the whole batch from numpy's generator).
+    A sample's result then does not depend on the other samples of the batch."""
+    x_adv = x.copy()
+    alive = predict_labels(estimator, x, batch_size) == y  # ART attacks only these: the keys must match them
+    for labels, salt in runs:
+        rows = np.flatnonzero(alive)
+        if rows.size == 0:
+            break
+        with keyed_random_init(keys[rows], norm, salt):
+            x_adv[rows] = attack.generate(x=x[rows], y=labels[rows])
+        alive[rows] = predict_labels(estimator, x_adv[rows], batch_size) == y[rows]
+    return x_adv
 
 
 @contextmanager
-def keyed_random_init(keys: np.ndarray, norm: str, restart: int):
-    """A block in which ART's APGD draws its random start from the samples' keys: APGD calls ``random_sphere`` of
-    its module once per restart for the samples it attacks, which here are exactly ``keys``' samples."""
+def keyed_random_init(keys: np.ndarray, norm: str, salt: int):
+    """A block in which ART's APGD draws its random start from the samples' keys and ``salt``: APGD calls
+    ``random_sphere`` of its module once per restart for the samples it attacks, which here are exactly ``keys``'
+    samples."""
     from art.attacks.evasion import auto_projected_gradient_descent as module
 
     original = module.random_sphere
@@ -85,7 +104,7 @@ def keyed_random_init(keys: np.ndarray, norm: str, restart: int):
             logger.warning("APGD attacked %d samples, expected %d: its random start is drawn per batch", nb_points,
                            len(keys))
             return original(nb_points, nb_dims, radius, norm_p)
-        return float(radius) * random_start(keys, (nb_dims,), norm, _SALT + 16 * restart)
+        return float(radius) * random_start(keys, (nb_dims,), norm, salt)
 
     module.random_sphere = keyed
     try:
