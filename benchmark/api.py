@@ -19,6 +19,8 @@ from benchmark.errors import DataError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from benchmark.recipes import Recipe
+
 
 @dataclass(frozen=True, eq=False)
 class DataBundle:
@@ -101,12 +103,15 @@ def _describe(array: Any) -> str:
 
 @dataclass(frozen=True)
 class RunContext:
-    """Where and how a job runs. ``costs`` is the one mutable part: defenses add their gradient evaluations to it."""
+    """Where and how a job runs. ``costs`` and ``outcome`` are the mutable parts: defenses add their gradient
+    evaluations to ``costs`` and what training chose (``early_stop_epoch``) to ``outcome``."""
 
     seed: int
     device: str = "cpu"
     quick: bool = False
     costs: Counter = field(default_factory=Counter, compare=False)
+    recipe: Recipe | None = None  # how the shared loop trains (``benchmark.recipes``; None: each defense's defaults)
+    outcome: dict[str, Any] = field(default_factory=dict, compare=False)
 
     #: In a ``--quick`` run every defense trains for ``epochs // QUICK_EPOCH_DIVISOR`` epochs (at least one).
     QUICK_EPOCH_DIVISOR: ClassVar[int] = 8

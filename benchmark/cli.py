@@ -8,6 +8,7 @@ fast. Every error is one line on stderr with exit code 2; results already stored
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -100,6 +101,8 @@ def describe_params(plugin: Any) -> str:
               show_default=True, help="auto: a process pool when at least two jobs per worker are pending, "
                                       "else inline.")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@click.option("--data-dir", help="Where mnist, cifar10, … are (default: $BENCH_DATA, else "
+                                "~/.cache/defense-bench/data; bench data fetch NAME puts them there).")
 @click.option("--shards", help="Split each job's test samples into N pieces run as separate tasks (workers, Ray "
                                "nodes), merged into one result identical to the unsharded run (default: 1).")
 @click.option("--address", help="Ray cluster address (with --executor ray; default: a local cluster).")
@@ -127,6 +130,11 @@ def evaluation_config(config_file: str | None, options: dict[str, Any], *, creat
     see ``build_config``)."""
     from benchmark.config import SEED_COUNT, build_config, load_toml, parse_value
 
+    data_dir = options.pop("data_dir", None)
+    if data_dir is not None:  # through the environment, so worker processes and Ray tasks read it too
+        from benchmark.vision.datadir import ENV_VAR
+
+        os.environ[ENV_VAR] = data_dir
     n_seeds = options.pop("n_seeds")
     if n_seeds is not None:
         if options["seeds"] is not None:

@@ -10,7 +10,7 @@ import dataclasses
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ else:  # pragma: no cover
 from benchmark import ATTACKS, DATASETS, DEFENSES, MODELS
 from benchmark.constraints import Boolean, Constraint, Interval, check_params, check_value, parameter_constraints
 from benchmark.errors import BenchError, ConfigError
+from benchmark.recipes import RecipeOverrides
 from benchmark.registry import Registry, close_names, did_you_mean, quoted_list
 from benchmark.sweep import SURVIVORS
 
@@ -48,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "normalize": None,
     "trust": (),
     "name": None,  # the row label instead of the defense's
+    "recipe": None,  # training recipe fields over the dataset's paper setting (benchmark.recipes)
     "shards": 1,  # pieces of each job's test samples, run as separate tasks (benchmark/shards.py)
 }
 DEFAULT_DEFENSES = {False: "standard,pgd-at", True: "pretrained"}  # by: is the model a trained one from a file
@@ -60,6 +62,7 @@ SEED = Interval(int, 0, 2**31 - 1)  # per-sample keys are seed · 2³² + index,
 SEED_COUNT = Interval(int, 1, 1_000)  # bench evaluate --seeds N
 N_TEST = Interval(int, 1, 1_000_000)
 SHARDS = Interval(int, 1, 10_000)
+Defaults = Callable[[str], Mapping[str, Any]]  # make_spec's: a plugin name → the values replacing its class defaults
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class EvalConfig:
     survivors: str = "shared"  # which samples each attack gets: "shared" or "per-attack" (benchmark/sweep.py)
     model_file: ModelFile | None = None  # the model as a file or class (None: a registry architecture)
     default_attacks: bool = False  # the attacks are the default suite's (preflight drops what the data cannot take)
+    recipes: tuple[Any, ...] = ()  # per defense, in order: its ``benchmark.recipes.Recipe`` (None: it takes none)
     shards: int = 1  # pieces of each job's test samples, run as separate tasks (benchmark/shards.py)
 
     @property
@@ -161,7 +165,8 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
     norm = str(get("norm"))
     if norm not in NORMS:
         raise ConfigError(f"{where('norm')}: unknown norm {norm!r}; supported: {', '.join(NORMS)}")
-    defenses = parse_defenses(get, where, model_file)
+    recipe = RecipeOverrides.parse(dataset, get("recipe"), where("recipe"))
+    defenses = parse_defenses(get, where, model_file, defaults=recipe.defense_defaults)
     attacks = parse_attacks(get("attacks"), where("attacks"), norm, model_file)
     eps_value = get("eps")
     if eps_value is None:
@@ -174,7 +179,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
     n_test = get("n_test")
     if n_test is not None:
         n_test = parse_value(n_test, where("n_test"), N_TEST)
-    return EvalConfig(
+    return recipe.attach(EvalConfig(
         dataset=dataset,
         model=model,
         defenses=defenses,
@@ -190,7 +195,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
         model_file=model_file,
         default_attacks=where("attacks").endswith("(default)"),
         shards=parse_value(get("shards"), where("shards"), SHARDS),
-    )
+    ))
 
 
 def merge_values(file_values: Mapping[str, Any], overrides: Mapping[str, Any], file_label: str
@@ -320,7 +325,7 @@ def writable_dir(value: Any, where: str, *, create: bool = True) -> Path:
     return path
 
 
-def parse_plugins(kind: str, value: Any, where: str) -> tuple[PluginSpec, ...]:
+def parse_plugins(kind: str, value: Any, where: str, defaults: Defaults | None = None) -> tuple[PluginSpec, ...]:
     """``"pgd-at:eps=0.05,steps=3,standard"`` (or a TOML list of such strings or of ``{name=…, key=…}`` tables)."""
     raw: list[tuple[str, dict[str, Any]]] = []
     for item in split_list(value):
@@ -346,7 +351,7 @@ def parse_plugins(kind: str, value: Any, where: str) -> tuple[PluginSpec, ...]:
             add_param(raw[-1], key, text, where)
     if not raw:
         raise ConfigError(f"{where}: the {kind} list is empty")
-    specs = tuple(make_spec(kind, name, params, where) for name, params in raw)
+    specs = tuple(make_spec(kind, name, params, where, defaults) for name, params in raw)
     labels = [spec.label for spec in specs]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
@@ -364,9 +369,11 @@ def add_param(plugin: tuple[str, dict[str, Any]], key: str, text: str, where: st
     params[key] = text.strip()
 
 
-def make_spec(kind: str, name: str, params: Mapping[str, Any], where: str) -> PluginSpec:
+def make_spec(kind: str, name: str, params: Mapping[str, Any], where: str, defaults: Defaults | None = None
+              ) -> PluginSpec:
     """Check ``params`` against the plugin's fields and their constraints (converting text to the fields' types),
-    then build the plugin once (its checks across fields run then)."""
+    then build the plugin once (its checks across fields run then). ``defaults(name)``: values replacing the class's
+    in this run (``benchmark.recipes``), which ``params`` override; the label names what differs from them."""
     canonical = lookup(REGISTRIES[kind], name, where)
     cls = REGISTRIES[kind].get(canonical)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init} if dataclasses.is_dataclass(cls) else {}
@@ -377,8 +384,9 @@ def make_spec(kind: str, name: str, params: Mapping[str, Any], where: str) -> Pl
             raise ConfigError(f"{where}: {kind} {canonical!r} has no parameter {key!r}; {hint}(parameters: {known})")
     if kind == "model" and not dataclasses.is_dataclass(cls):  # a builder function: no parameters, nothing to build
         return PluginSpec(kind, canonical, ())
+    base = dict(defaults(canonical)) if defaults else {}
     try:
-        values = check_params(canonical, parameter_constraints(cls), params, parse=True)
+        values = check_params(canonical, parameter_constraints(cls), {**base, **params}, parse=True)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     try:
@@ -386,6 +394,6 @@ def make_spec(kind: str, name: str, params: Mapping[str, Any], where: str) -> Pl
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {canonical}: {exc}") from None
     full = dataclasses.asdict(instance) if dataclasses.is_dataclass(instance) else {}
-    overrides = tuple((key, full[key]) for key in fields if full[key] != fields[key].default)
+    overrides = tuple((key, full[key]) for key in fields if full[key] != base.get(key, fields[key].default))
     return PluginSpec(kind, canonical, tuple(full.items()), overrides)
 

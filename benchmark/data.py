@@ -97,4 +97,4 @@ class Synthetic(Constrained):
         return DataBundle("synthetic", x[:240], y[:240], x[240:], y[240:], nb_classes=classes)
 
 
-from benchmark import datafiles  # noqa: E402, F401  (registers npz: and folder:)
+from benchmark import datafiles, vision  # noqa: E402, F401  (register npz:, folder: and the image datasets)

@@ -1,6 +1,6 @@
 """What a run takes in beyond plugin names: the dataset spec (``digits``, ``npz:PATH``, ``folder:PATH``), the model
-spec (a registry architecture, ``kind:PATH`` or ``pkg.mod:Class`` with its options), and which defenses and attacks
-fit that model. Each problem is one ``ConfigError`` naming the option, raised before any work
+spec (a registry architecture with its parameters, ``kind:PATH`` or ``pkg.mod:Class`` with its options), and
+which defenses and attacks fit that model. Each problem is one ``ConfigError`` naming the option, raised before any work
 (``benchmark.config.build_config`` calls these).
 """
 
@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from benchmark import ATTACKS, MODELS
-from benchmark.errors import BenchError, ConfigError
+from benchmark.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from benchmark.config import PluginSpec
+    from benchmark.config import Defaults, PluginSpec
     from benchmark.sources import ModelFile
 
 logger = logging.getLogger(__name__)
@@ -47,16 +47,14 @@ def dataset_text(spec: PluginSpec) -> str:
 def parse_model_option(get: Callable[[str], Any], where: Callable[[str], str]) -> tuple[str, ModelFile | None]:
     """(the model's name on the board, its ``ModelFile`` or None for a registry architecture). The model options
     (``MODEL_OPTIONS``) are refused with a registry architecture."""
-    text = str(get("model")).strip()
+    value = get("model")
+    text = str(value).strip()
     given = [key for key in MODEL_OPTIONS if get(key) not in (None, (), [], "", {})]
-    if ":" not in text:
+    if isinstance(value, dict) or is_registry_model(text):
         if given:
             raise ConfigError(f"{where(given[0])}: only for a model given as a file (kind:PATH) or a class "
                               f"(pkg.mod:Class), not for the registry architecture {text!r}")
-        try:
-            return MODELS.canonical(text), None
-        except BenchError as exc:
-            raise ConfigError(f"{where('model')}: {exc}") from None
+        return model_text(parse_registry_model(value, where("model"))), None
     from benchmark.sources import parse_model, parse_normalize
 
     normalize = get("normalize")
@@ -68,6 +66,43 @@ def parse_model_option(get: Callable[[str], Any], where: Callable[[str], str]) -
                                                                                   where("model_args")),
                              normalize=normalize, trust=tuple(split_names(get("trust"))))
     return model_file.spec, model_file
+
+
+def is_registry_model(text: str) -> bool:
+    """Whether ``--model`` text names a registry architecture: a bare name, or ``NAME:key=value,…`` with ``NAME``
+    registered (never a file kind; a ``pkg.mod:Class`` has a module before the colon and no ``=`` after it)."""
+    name, colon, rest = text.partition(":")
+    return not colon or (name.strip() in MODELS and "=" in rest)
+
+
+def parse_registry_model(value: Any, where: str) -> PluginSpec:
+    """A registry architecture with its parameters, ``preact-resnet18:norm=group`` (or a TOML table ``{name=…,
+    norm=…}``), checked as plugins are (``benchmark.config.parse_plugins``)."""
+    from benchmark.config import parse_plugins
+
+    specs = parse_plugins("model", value, where)
+    if len(specs) != 1:
+        raise ConfigError(f"{where}: one model, got {len(specs)}: {', '.join(spec.label for spec in specs)}")
+    return specs[0]
+
+
+def model_text(spec: PluginSpec) -> str:
+    """The canonical text of a registry architecture, the run's ``model`` (in its hashes, records and boards):
+    ``preact-resnet18:norm=group``, only the parameters that differ from the defaults; with none, the bare name, so
+    a model without parameters hashes as it always has."""
+    if not spec.overrides:
+        return spec.name
+    return f"{spec.name}:" + ",".join(f"{key}={value}" for key, value in spec.overrides)
+
+
+def model_builder(text: str) -> Callable[[tuple[int, ...], int], Any]:
+    """``(input_shape, nb_classes) → network`` of a registry architecture's canonical text (``model_text``): the
+    registered function, or the registered dataclass made with the text's parameters."""
+    import dataclasses
+
+    spec = parse_registry_model(text, "--model")
+    plugin = MODELS.get(spec.name)
+    return plugin(**dict(spec.params)) if dataclasses.is_dataclass(plugin) else plugin
 
 
 def split_names(value: Any) -> list[str]:
@@ -106,17 +141,18 @@ def literal(text: str) -> Any:
     return text
 
 
-def parse_defenses(get: Callable[[str], Any], where: Callable[[str], str], model_file: ModelFile | None
-                   ) -> tuple[PluginSpec, ...]:
+def parse_defenses(get: Callable[[str], Any], where: Callable[[str], str], model_file: ModelFile | None,
+                   defaults: Defaults | None = None) -> tuple[PluginSpec, ...]:
     """The defenses: by default ``standard,pgd-at``, or ``pretrained`` for a trained model from a file. A trained
-    model cannot be trained again, and ``pretrained`` needs one; ``--name`` labels the single defense's row."""
+    model cannot be trained again, and ``pretrained`` needs one; ``--name`` labels the single defense's row.
+    ``defaults``: the run's defense defaults (``benchmark.config.make_spec``)."""
     import dataclasses
 
     from benchmark.config import DEFAULT_DEFENSES, parse_plugins
 
     trained = model_file is not None and not model_file.trainable
     value = DEFAULT_DEFENSES[trained] if get("defenses") is None else get("defenses")
-    specs = parse_plugins("defense", value, where("defenses"))
+    specs = parse_plugins("defense", value, where("defenses"), defaults)
     for spec in specs:
         if spec.name == "pretrained" and not trained:
             model = get("model") if model_file is None else model_file.spec

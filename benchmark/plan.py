@@ -19,6 +19,7 @@ from benchmark.provenance import content_hash, library_versions
 from benchmark.sweep import SWEEP_VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
+    from benchmark.recipes import Recipe
     from benchmark.sources import ModelFile
     from benchmark.store import Store
 
@@ -78,6 +79,7 @@ class Job:
     model_digest: str = ""  # the SHA-256 of what ``model_file`` loads (``benchmark.sources.file_digest``)
     headline_eps: float | None = None  # the ε leaderboards sort by
     data_source: str | None = None  # the dataset's ``source()``, recorded with the result
+    recipe: Recipe | None = None  # how the defense trains (``benchmark.recipes``; None: it takes no recipe)
     # how the job runs, not what it computes (never hashed): everything at once, or one stage of a sharded job
     stage: str = "all"  # "all", "train", "shard" (``benchmark.shards``)
     shard: int = 0
@@ -97,6 +99,8 @@ class Job:
         if self.model_file is not None:  # absent for registry models, whose hashes stay what they were
             payload["model_source"] = {"sha256": self.model_digest, "args": dict(self.model_file.args),
                                        "normalize": self.model_file.normalize, "trust": list(self.model_file.trust)}
+        if self.recipe is not None and not self.recipe.legacy:  # the loop as it was stays out: its hashes hold
+            payload["recipe"] = self.recipe.as_dict()
         return payload
 
     @property
@@ -144,7 +148,8 @@ def plan(config: EvalConfig, facts: DataFacts | None = None) -> list[Job]:
             model_digest=digest,
             headline_eps=config.headline_eps,
             data_source=facts.source,
+            recipe=config.recipes[index] if config.recipes else None,
         )
-        for defense in config.defenses
+        for index, defense in enumerate(config.defenses)
         for seed in config.seeds
     ]

@@ -70,10 +70,13 @@ def check_model(model: Any, data: DataBundle, *, label: str, device: str = "cpu"
 def preflight(config: Any) -> Any:
     """Before any job starts: a dataset from a file must have a train split if a defense trains; the model (loaded
     from its file, or built) must run on the run's test data with its class count. Registry architectures on
-    built-in datasets are built for them (and are not checked here, so a re-run plans without loading data).
+    built-in datasets are built for them (and are not checked here, so a re-run plans without loading data), unless
+    they declare the input shapes they take (``check_input_shape``).
     Returns the config to run: the default suite without the attacks that the data's inputs cannot take."""
     from benchmark.runner import is_pretrained
 
+    if config.model_file is None:
+        check_input_shape(config.model, config.dataset)
     if config.model_file is None and ":" not in config.dataset:  # a built-in dataset of images
         return config
     import dataclasses
@@ -91,6 +94,19 @@ def preflight(config: Any) -> Any:
                         f"{config.defenses[0].label!r} needs to train {config.model}; a trained model given as a "
                         f"file needs only the test split")
     return check_loaded_model(config, data)
+
+
+def check_input_shape(model: str, dataset: str) -> None:
+    """Refuse a registry architecture that declares the input shapes it takes (``input_shapes``, e.g.
+    ``benchmark.architectures``) when ``dataset``'s inputs have another, naming both; the data is loaded only then."""
+    from benchmark.architectures import input_shape_problem
+    from benchmark.inputs import model_builder
+    from benchmark.plan import load_dataset
+
+    accepted = getattr(model_builder(model), "input_shapes", ())
+    problem = input_shape_problem(accepted, load_dataset(dataset).input_shape) if accepted else None
+    if problem:
+        raise DataError(f"--model: {model} {problem} (the inputs of dataset {dataset})")
 
 
 def check_loaded_model(config: Any, data: DataBundle) -> Any:

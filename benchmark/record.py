@@ -137,6 +137,8 @@ class Record:
     model_source: ModelSource | None = None  # a model from a file or the caller (None: built from the registry)
     data_source: str | None = None  # what the dataset says determines its data, e.g. "sha256:…" of its file
     headline_eps: float | None = None  # the ε leaderboards sort by (None in older records: the dataset's)
+    recipe: dict[str, Any] | None = None  # how the model was trained (``benchmark.recipes``; None: no recipe)
+    early_stop_epoch: int | None = None  # the epoch whose weights early stopping kept (None: no early stop)
 
     @property
     def board_key(self) -> tuple[str, str, tuple[float, ...], str]:

@@ -140,13 +140,14 @@ def train_or_load(job: Job, data: DataBundle, store: Store, *, fresh: bool, prog
     cached = info is not None
     defense = job.defense.build()
     if info is None:
-        ctx = RunContext(seed=job.seed, device=job.device, quick=job.quick)
+        ctx = RunContext(seed=job.seed, device=job.device, quick=job.quick, recipe=job.recipe)
         start = time.perf_counter()
         trained = defense.fit(model, data, ctx)
         train_seconds = time.perf_counter() - start
         model = inference_model(defense, trained)
         info = CheckpointInfo(train_seconds=train_seconds, train_grad_evals=ctx.costs["train_grad_evals"],
-                              test_correct=tuple(plain_correct(model, data, job.device).astype(int).tolist()))
+                              test_correct=tuple(plain_correct(model, data, job.device).astype(int).tolist()),
+                              early_stop_epoch=ctx.outcome.get("early_stop_epoch"))
         store.save_checkpoint(job.train_hash, trained, info)
     else:
         model = inference_model(defense, model)
@@ -279,7 +280,8 @@ def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evalua
         data_fingerprint=job.data_fingerprint, survivors=job.survivors,
         flags=tuple(verdicts(sweep, evaluation.probes)), probes=evaluation.probes,
         probe_seconds=evaluation.probe_seconds, model_source=model_source(job), data_source=job.data_source,
-        headline_eps=job_headline(job),
+        headline_eps=job_headline(job), recipe=None if job.recipe is None else job.recipe.as_dict(),
+        early_stop_epoch=trained.info.early_stop_epoch,
     )
 
 

@@ -94,10 +94,14 @@ class CheckpointInfo:
     train_seconds: float | None  # None: not trained here (a model from a file)
     train_grad_evals: int
     test_correct: tuple[int, ...] | None = None
+    early_stop_epoch: int | None = None  # the epoch whose weights early stopping kept (``benchmark.recipes``)
 
     def to_json(self) -> dict[str, Any]:
-        """The stored form: a JSON object with these keys (``test_correct`` left out when None)."""
+        """The stored form: a JSON object with these keys (``test_correct`` and ``early_stop_epoch`` left out when
+        None)."""
         fields = {"train_seconds": self.train_seconds, "train_grad_evals": self.train_grad_evals}
+        if self.early_stop_epoch is not None:
+            fields["early_stop_epoch"] = self.early_stop_epoch
         return fields if self.test_correct is None else {**fields, "test_correct": list(self.test_correct)}
 
     @classmethod
@@ -105,7 +109,8 @@ class CheckpointInfo:
         """Read the stored form (every version written so far)."""
         correct = fields.get("test_correct")
         return cls(train_seconds=float(fields["train_seconds"]), train_grad_evals=int(fields["train_grad_evals"]),
-                   test_correct=None if correct is None else tuple(int(c) for c in correct))
+                   test_correct=None if correct is None else tuple(int(c) for c in correct),
+                   early_stop_epoch=fields.get("early_stop_epoch"))
 
 
 def sha256_file(path: Path) -> str:

@@ -42,14 +42,16 @@ class PGDAT(LoopDefense):
 
     "Towards Deep Learning Models Resistant to Adversarial Attacks". Each batch is replaced by L∞ PGD adversarial
     examples (uniform random start, ``steps`` sign-gradient steps of size ``step`` inside the ``eps`` ball) crafted
-    against the current weights; the model minimises cross-entropy on them.
+    against the current weights; the model minimises cross-entropy on them. The defaults are for digits; on CIFAR
+    and MNIST the dataset's paper setting (``benchmark.recipes``) makes them the papers' (PGD-10 of 2/255 at 8/255;
+    PGD-40 of 0.01 at 0.3).
 
     Args:
         eps: L∞ radius used in training (inputs in [0, 1]).
         step: PGD step size.
         steps: PGD iterations per batch.
         epochs: passes over the training set.
-        lr: Adam learning rate.
+        lr: learning rate (of the recipe's optimiser: Adam unless the dataset's recipe says otherwise).
         batch_size: samples per optimiser step.
     """
 
@@ -73,14 +75,15 @@ class FGSMAT(LoopDefense):
 
     "Fast is better than free: Revisiting adversarial training". Each batch is perturbed by one signed-gradient
     step of size ``step_ratio · eps`` (1.25 ε in the paper) from a uniform random point of the ε-ball, then
-    projected back; one extra gradient per sample instead of PGD's ``steps``. The paper's cyclic learning rate and
-    mixed precision are not used here (Adam at a fixed rate, like the rest of the family, so budgets compare).
+    projected back; one extra gradient per sample instead of PGD's ``steps``. On CIFAR its default recipe is the
+    paper's (SGD with the cyclic learning rate, 15 epochs; ``benchmark.recipes``) and ``--recipe amp=fp16`` adds its
+    mixed precision on CUDA; elsewhere Adam at a fixed rate, like the rest of the family, so budgets compare.
 
     Args:
         eps: L∞ radius used in training.
         step_ratio: FGSM step size as a multiple of eps.
         epochs: passes over the training set.
-        lr: Adam learning rate.
+        lr: learning rate (of the recipe's optimiser: Adam unless the dataset's recipe says otherwise).
         batch_size: samples per optimiser step.
     """
 
@@ -112,7 +115,7 @@ class TRADES(LoopDefense):
         step: inner-maximisation step size.
         steps: inner-maximisation iterations per batch.
         epochs: passes over the training set.
-        lr: Adam learning rate.
+        lr: learning rate (of the recipe's optimiser: Adam unless the dataset's recipe says otherwise).
         batch_size: samples per optimiser step.
     """
 

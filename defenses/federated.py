@@ -18,6 +18,7 @@ import numpy as np
 from benchmark import DEFENSES
 from benchmark.api import DataBundle, RunContext
 from benchmark.constraints import Constrained, Interval, Options
+from benchmark.recipes import Recipe
 from defenses import aggregation, partition
 from defenses._base import LoopDefense
 
@@ -173,6 +174,7 @@ class Federated(Constrained):
         shards = self.shards(data.y_train, ctx.seed)
         rng = np.random.default_rng([ctx.seed, 0xFED])
         local_loss = self.local_defense().batch_loss(ctx)
+        local_recipe = Recipe(epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size)  # Adam, constant rate
         model.to(torch.device(ctx.device))
         global_weights = parameters_to_vector(model.parameters()).detach().cpu().double().numpy()
         for round_index in range(ctx.epochs(self.rounds)):
@@ -186,8 +188,7 @@ class Federated(Constrained):
                 client_ctx = dataclasses.replace(ctx, seed=int(np.random.SeedSequence(
                     [ctx.seed, round_index, int(client)]).generate_state(1)[0]))
                 loss = local_loss if self.mu == 0 else self.proximal(local_loss, model)
-                train(model, local, client_ctx, epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size,
-                      batch_loss=loss)
+                train(model, local, client_ctx, recipe=local_recipe, batch_loss=loss)
                 update = parameters_to_vector(model.parameters()).detach().cpu().double().numpy() - global_weights
                 if client < self.byzantine:
                     update = byzantine_update(update, self.byzantine_attack, scale=self.byzantine_scale,

@@ -24,7 +24,7 @@ class NoiseAugmentation(LoopDefense):
     Args:
         sigma: standard deviation of the noise (inputs in [0, 1]).
         epochs: passes over the training set.
-        lr: Adam learning rate.
+        lr: learning rate (of the recipe's optimiser: Adam unless the dataset's recipe says otherwise).
         batch_size: samples per optimiser step.
     """
 

@@ -12,11 +12,11 @@ from defenses._base import LoopDefense
 @DEFENSES.register("standard", "erm")
 @dataclass(frozen=True)
 class Standard(LoopDefense):
-    """Plain cross-entropy training with Adam, no defense.
+    """Plain cross-entropy training with the dataset's recipe (Adam at a constant rate by default), no defense.
 
     Args:
         epochs: passes over the training set.
-        lr: Adam learning rate.
+        lr: learning rate (of the recipe's optimiser: Adam unless the dataset's recipe says otherwise).
         batch_size: samples per optimiser step.
     """
 

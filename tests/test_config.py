@@ -38,7 +38,7 @@ def test_bad_eps(text, message):
     [
         ({"defenses": "pgd_at"}, r"--defense: unknown defense 'pgd_at'; did you mean 'pgd-at'\?"),
         ({"attacks": "pgdd"}, r"--attack: unknown attack 'pgdd'; did you mean 'pgd'\?"),
-        ({"attacks": "apgd"}, r"--attack: unknown attack 'apgd'; did you mean 'apgd-ce' or 'apgd-dlr'\?$"),
+        ({"attacks": "apgd"}, r"--attack: unknown attack 'apgd'; did you mean 'apgd-ce', 'apgd-dlr' or 'apgd-t'\?$"),
         ({"dataset": "digit"}, r"did you mean 'digits'"),
         ({"model": "cnn-smal"}, r"did you mean 'cnn-small'"),
         ({"seeds": "-1"}, r"^--seed: must be an int in \[0, 2147483647\], got -1$"),

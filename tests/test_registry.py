@@ -52,7 +52,8 @@ def test_names_that_start_with_the_text_come_first():
     assert close_names("", attacks) == []
     assert did_you_mean("a", attacks, template="; did you mean {}?") == (
         "; did you mean 'aa', 'apgd-ce', 'apgd-dlr' or 'autoattack'?")
-    with pytest.raises(UnknownNameError, match=r"unknown attack 'apgd'; did you mean 'apgd-ce' or 'apgd-dlr'\?$"):
+    with pytest.raises(UnknownNameError,
+                       match=r"unknown attack 'apgd'; did you mean 'apgd-ce', 'apgd-dlr' or 'apgd-t'\?$"):
         bench.ATTACKS.get("apgd")
 
 
