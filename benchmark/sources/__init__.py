@@ -167,16 +167,20 @@ def file_digest(model: ModelFile) -> str:
     """SHA-256 (hex) of everything the model is loaded from: the file (an ONNX model's external weight files too);
     for a class, the source files of its package (``class_sources``) and the weights file (if any)."""
     digest = hashlib.sha256()
+    names: list[str] = []
     if model.kind == "class":
-        paths = [*class_sources(import_class(model.location)), *([model.weights] if model.weights else [])]
+        sources = class_sources(import_class(model.location))
+        base = os.path.dirname(os.path.commonpath(sources)) if sources else ""
+        names = [os.path.relpath(path, base) for path in sources]  # where the project lies does not count
+        paths = [*sources, *([model.weights] if model.weights else [])]
     elif model.kind == "onnx":
         from benchmark.sources.onnx_model import external_data_files
 
         paths = [model.location, *external_data_files(model)]
     else:
         paths = [model.location]
-    for path in paths:
-        digest.update(f"{path}\0".encode() if model.kind == "class" else b"")
+    for index, path in enumerate(paths):
+        digest.update(f"{names[index]}\0".encode() if index < len(names) else b"")
         with open(path, "rb") as file:
             while block := file.read(1 << 20):
                 digest.update(block)
