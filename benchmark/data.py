@@ -20,7 +20,11 @@ from benchmark.constraints import Constrained
 
 def headline_eps(dataset: str, norm: str, eps: tuple[float, ...]) -> float:
     """The ε of ``eps`` that leaderboards sort by: the one nearest the dataset's headline ε for ``norm``."""
-    wanted = dataset_instance(dataset).headline_eps.get(norm, eps[-1])
+    return nearest_eps(eps, dataset_instance(dataset).headline_eps.get(norm, eps[-1]))
+
+
+def nearest_eps(eps: tuple[float, ...], wanted: float) -> float:
+    """The ε > 0 of ``eps`` nearest ``wanted`` (the smaller on a tie)."""
     return min(eps[1:] or eps, key=lambda e: abs(e - wanted))
 
 

@@ -21,13 +21,10 @@ from typing import Any
 import numpy as np
 
 from benchmark.api import DataBundle, check_labels, check_split
+from benchmark.datafiles import NpzData  # the ε grids of data from a file: those of the one call's arrays
 from benchmark.errors import ConfigError, DataError
 from benchmark.preflight import check_attack_inputs, fitting_attacks
 from benchmark.record import Record, eps_key
-
-#: The ε grid when none is given, and the ε a one-row board is headed by (those of the ``npz`` dataset).
-DEFAULT_EPS = {"inf": (0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255), "2": (0.0, 0.25, 0.5, 1.0)}
-HEADLINE_EPS = {"inf": 8 / 255, "2": 0.5}
 
 
 @dataclass(frozen=True)
@@ -121,13 +118,16 @@ class Result:
 def evaluate(model: Any, x_test: Any, y_test: Any, *, attacks: str | Sequence[str] = "suite:default",
              eps: float | Sequence[float] | None = None, norm: str = "inf", n: int | None = None, seed: int = 0,
              device: str = "cpu", survivors: str = "shared", normalize: str | None = None, name: str | None = None,
-             nb_classes: int | None = None, out: str | Path | None = None) -> Result:
+             nb_classes: int | None = None, out: str | Path | None = None, weights: str | None = None,
+             model_args: dict[str, Any] | None = None, trust: Sequence[str] = ()) -> Result:
     """Attack ``model`` on the first ``n`` (default: all) samples of ``x_test``, ``y_test``.
 
     ``model``: a ``torch.nn.Module`` returning logits for inputs in [0, 1] (a float32 copy is attacked, the
     original is untouched), or a model file spec as ``--model`` takes it (``"torchscript:model.pt"``,
     ``"onnx:model.onnx"``, ``"sklearn:model.skops"``, …). ``normalize="mean=…,std=…"`` puts standardisation in
-    front of it. ``x_test``: floats in [0, 1] or uint8 0–255, shaped ``(n, C, H, W)`` or ``(n, d)``; ``y_test``:
+    front of it; ``weights``, ``model_args`` and ``trust`` are ``--weights``, ``--model-arg`` and ``--trust`` for a
+    file spec (``"pkg.mod:Class"`` with ``weights="net.pt"``; ``"sklearn:rf.skops"`` with ``trust=[...]``).
+    ``x_test``: floats in [0, 1] or uint8 0–255, shaped ``(n, C, H, W)`` or ``(n, d)``; ``y_test``:
     integer labels. The class count is the number of scores the model returns (``nb_classes``, if given, must
     agree). ``attacks``: names, ``name:key=value`` and ``suite:NAME`` as ``--attack`` takes them; those a model
     without gradients cannot take are dropped from the default suite, refused when named. ``eps``: one ε or
@@ -142,9 +142,10 @@ def evaluate(model: Any, x_test: Any, y_test: Any, *, attacks: str | Sequence[st
     parse_choice(survivors, "survivors", SURVIVORS)
     device = resolve_device(device, "device")
     x, y = test_arrays(x_test, y_test, n)
-    network, model_file, label, digest = resolve_model(model, normalize, tuple(x.shape[1:]), device)
+    network, model_file, label, digest = resolve_model(model, tuple(x.shape[1:]), device, normalize=normalize,
+                                                       weights=weights, model_args=model_args, trust=trust)
     data = test_bundle(x, y, network, nb_classes, label, device)
-    grid = parse_eps(DEFAULT_EPS[norm] if eps is None else list(eps) if isinstance(eps, Sequence) else [eps],
+    grid = parse_eps(NpzData.default_eps[norm] if eps is None else list(eps) if isinstance(eps, Sequence) else [eps],
                      "eps", norm)
     specs = attack_specs(attacks, norm, model_file, network)
     if attacks == "suite:default":
@@ -174,35 +175,51 @@ def test_arrays(x_test: Any, y_test: Any, n: int | None) -> tuple[np.ndarray, np
     return x, y.astype(np.int64, copy=False)
 
 
-def resolve_model(model: Any, normalize: str | None, input_shape: tuple[int, ...], device: str
+def resolve_model(model: Any, input_shape: tuple[int, ...], device: str, *, normalize: str | None = None,
+                  weights: str | None = None, model_args: dict[str, Any] | None = None, trust: Sequence[str] = ()
                   ) -> tuple[Any, Any, str, str]:
     """(the model to attack, its ``ModelFile`` or None, its name on the board, its SHA-256): a file spec is loaded
-    as ``--model`` loads it; a module is copied to float32 on ``device``, its weights hashed."""
-    from benchmark.sources import parse_model, parse_normalize
+    as ``--model`` loads it; a module is copied to float32 on ``device`` (behind ``normalize``), its weights and
+    buffers hashed."""
+    from benchmark.sources import parse_normalize
 
     norm = parse_normalize(normalize) if normalize else None
     if isinstance(model, str):
-        from benchmark.sources import file_digest, load_model
-
-        model_file = parse_model(model, normalize=norm)
-        network = load_model(model_file, input_shape, 0)
-        return (network.to(device) if hasattr(network, "to") else network), model_file, model_file.spec, \
-            file_digest(model_file)
+        return load_spec(model, input_shape, device, normalize=norm, weights=weights, model_args=model_args,
+                         trust=trust)
     import torch
 
+    if weights or model_args or trust:
+        raise ConfigError("weights, model_args and trust: only for a model given as a file spec (a string)")
     if not isinstance(model, torch.nn.Module):
         raise DataError(f"model must be a torch.nn.Module returning logits, or a model file spec such as "
                         f"'torchscript:model.pt'; got {type(model).__name__}")
     network = copied(model)
-    digest = hashlib.sha256()
-    for key, tensor in network.state_dict().items():
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     if norm is not None:
         from benchmark.sources import Normalize
 
         network = torch.nn.Sequential(Normalize(*norm), network).eval()
+    digest = hashlib.sha256()
+    for key, tensor in network.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return network.to(device), None, f"python:{type(model).__name__}", digest.hexdigest()
+
+
+def load_spec(spec: str, input_shape: tuple[int, ...], device: str, **options: Any) -> tuple[Any, Any, str, str]:
+    """``resolve_model`` for a file spec: parsed and loaded as ``--model`` does it."""
+    from benchmark.sources import file_digest, load_model, parse_model
+
+    args = options.pop("model_args") or {}
+    model_file = parse_model(spec, args=args, **options)
+    if model_file is None:
+        raise ConfigError(f"model: {spec!r} is a registry architecture, which bench evaluate trains; give a trained "
+                          f"model: a file spec ('torchscript:PATH', …) or a torch.nn.Module")
+    if model_file.trainable:
+        raise ConfigError(f"model: {model_file.spec} is an architecture without weights: give weights=PATH")
+    network = load_model(model_file, input_shape, 0)
+    return (network.to(device) if hasattr(network, "to") else network), model_file, model_file.spec, \
+        file_digest(model_file)
 
 
 def copied(model: Any) -> Any:
@@ -250,17 +267,17 @@ def make_job(data: DataBundle, label: str, digest: str, model_file: Any, name: s
              grid: tuple[float, ...], norm: str, seed: int, device: str, survivors: str):
     """The one job of a call, as ``benchmark.plan`` would plan it for a pretrained model."""
     from benchmark.config import SEED, PluginSpec, parse_value
+    from benchmark.data import nearest_eps
     from benchmark.plan import Job
     from benchmark.provenance import library_versions
 
     if name is not None and not str(name).strip():
         raise ConfigError("name: is empty")
-    wanted = HEADLINE_EPS[norm]
     return Job(dataset=data.name, model=label, defense=PluginSpec("defense", "pretrained", (), (), alias=name),
                seed=parse_value(seed, "seed", SEED), attacks=specs, eps=grid, norm=norm, device=device, quick=False,
                n_test=len(data.x_test), data_fingerprint=data.fingerprint(), versions=library_versions(),
                survivors=survivors, model_file=model_file, model_digest=digest,
-               headline_eps=min(grid[1:] or grid, key=lambda e: (abs(e - wanted), -e)),
+               headline_eps=nearest_eps(grid, NpzData.headline_eps[norm]),
                data_source=f"arrays sha256:{array_digest(data)}")
 
 

@@ -96,9 +96,12 @@ class Job:
             "device": self.device.split(":")[0],
             "versions": dict(self.versions),
         }
-        if self.model_file is not None:  # absent for registry models, whose hashes stay what they were
-            payload["model_source"] = {"sha256": self.model_digest, "args": dict(self.model_file.args),
-                                       "normalize": self.model_file.normalize, "trust": list(self.model_file.trust)}
+        source = self.model_file
+        if source is not None or self.model_digest:  # absent for registry models, whose hashes stay what they were
+            payload["model_source"] = {"sha256": self.model_digest,
+                                       "args": {} if source is None else dict(source.args),
+                                       "normalize": None if source is None else source.normalize,
+                                       "trust": [] if source is None else list(source.trust)}
         if self.recipe is not None and not self.recipe.legacy:  # the loop as it was stays out: its hashes hold
             payload["recipe"] = self.recipe.as_dict()
         return payload
@@ -116,6 +119,7 @@ class Job:
             "n_test": self.n_test,
             "survivors": self.survivors,
             "sweep": SWEEP_VERSION,
+            **({"label": self.defense.alias} if self.defense.alias else {}),  # --name: the row it makes
         }
         return content_hash({"train": self.train_hash, **scoring})
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.api import DataBundle
-from benchmark.errors import DataError
+from benchmark.errors import BenchError, DataError
 from benchmark.sources import first_line
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,9 @@ def check_loaded_model(config: Any, data: DataBundle) -> Any:
     else:
         try:
             model = build_network(config.model, config.model_file, data.input_shape, data.nb_classes)
-        except (TypeError, ValueError, RuntimeError) as exc:
+        except BenchError:
+            raise
+        except Exception as exc:  # a registry builder or the user's class refusing the data's shape
             raise DataError(f"--model: {config.model} cannot be built for inputs of shape {data.input_shape}: "
                             f"{first_line(exc)}") from exc
     if hasattr(model, "eval"):
@@ -129,26 +131,29 @@ def check_loaded_model(config: Any, data: DataBundle) -> Any:
     return config
 
 
-def check_attack_inputs(attacks: Any, input_shape: tuple[int, ...]) -> None:
-    """Refuse an attack that runs only on images (tag ``images_only``) when the inputs are flat features."""
+def images_only(name: str) -> bool:
+    """Whether attack ``name`` runs only on images (tag ``images_only``: ART's Square needs (n, C, H, W))."""
     from benchmark import ATTACKS
 
-    if len(input_shape) >= 3:
-        return
-    for spec in attacks:
-        if getattr(ATTACKS.get(spec.name), "images_only", False):
-            others = [n for n in ATTACKS.names() if not getattr(ATTACKS.get(n), "images_only", False)]
-            raise DataError(f"--attack: {spec.label!r} runs only on images (n, C, H, W) in ART, but the data has flat "
-                            f"features of shape {input_shape}; attacks for flat data: {', '.join(others)}")
+    return bool(getattr(ATTACKS.get(name), "images_only", False))
+
+
+def check_attack_inputs(attacks: Any, input_shape: tuple[int, ...]) -> None:
+    """Refuse an attack that runs only on images when the inputs are flat features."""
+    from benchmark import ATTACKS
+
+    refused = [spec for spec in attacks if images_only(spec.name)] if len(input_shape) < 3 else []
+    if refused:
+        others = [name for name in ATTACKS.names() if not images_only(name)]
+        raise DataError(f"--attack: {refused[0].label!r} runs only on images (n, C, H, W) in ART, but the data has "
+                        f"flat features of shape {input_shape}; attacks for flat data: {', '.join(others)}")
 
 
 def fitting_attacks(attacks: Any, input_shape: tuple[int, ...]) -> tuple:
-    """``attacks`` without those that run only on images (tag ``images_only``) when the inputs are flat features."""
-    from benchmark import ATTACKS
-
+    """``attacks`` without those that run only on images when the inputs are flat features."""
     if len(input_shape) >= 3:
         return tuple(attacks)
-    kept = tuple(spec for spec in attacks if not getattr(ATTACKS.get(spec.name), "images_only", False))
+    kept = tuple(spec for spec in attacks if not images_only(spec.name))
     if len(kept) < len(attacks):
         logger.info("flat features %s: attacking with %s", input_shape, ", ".join(spec.label for spec in kept))
     return kept

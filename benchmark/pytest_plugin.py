@@ -14,6 +14,7 @@ torch nor ART.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -36,13 +37,16 @@ class Robustness:
 
     def evaluate(self, model, data, attack: str | Sequence[str] = "pgd", eps: float | Sequence[float] = 0.1, *,
                  norm: str = "inf", n: int | None = None, seed: int = 0, device: str = "cpu",
-                 survivors: str = "shared", normalize: str | None = None) -> Result:
+                 survivors: str = "shared", normalize: str | None = None, batch_size: int | None = None) -> Result:
         """``benchmark.evaluate(model, x_test, y_test, attacks=attack, eps=eps, ...)`` on ``data``'s test split:
         a ``DataBundle`` (its class count must match the model's), a dataset name, or a pair ``(x, y)``. Returns
         its ``Result`` (``robust_accuracy``: the worst case at the largest ε; ``accuracy``, ``per_attack``,
         ``flags``). Bad arrays or models raise ``DataError`` (a ``ValueError``) naming the argument."""
         import benchmark
 
+        if batch_size is not None:  # the attack batch is chosen per model and device, as in bench evaluate
+            warnings.warn("robustness.evaluate(batch_size=...) is ignored: the attack batch size is the "
+                          "harness's choice per model and device", DeprecationWarning, stacklevel=2)
         x, y, nb_classes = _test_arrays(data)
         result = benchmark.evaluate(model, x, y, attacks=attack, eps=eps, norm=norm, n=n, seed=seed, device=device,
                                     survivors=survivors, normalize=normalize, nb_classes=nb_classes)

@@ -100,8 +100,9 @@ def verdicts(sweep: SweepResult, probes: Probes) -> list[str]:
         fired.add("outside_ball")
     if sweep.correct.mean() <= probes.chance + CHANCE_MARGIN:
         fired.add("near_chance")
-    if probes.probability_share is not None and probes.probability_share >= PROBABILITY_SHARE:
-        fired.add("probability_outputs")
+    gradient_attacks = any(not outcome.black_box for outcome in sweep.outcomes.values())
+    if gradient_attacks and probes.probability_share is not None and probes.probability_share >= PROBABILITY_SHARE:
+        fired.add("probability_outputs")  # only gradient attacks suffer from a softmax output
     if probes.trained_clean_accuracy is not None and abs(probes.trained_clean_accuracy - sweep.correct.mean()) > 0:
         fired.add("clean_mismatch")
     return [name for name in LEGEND if name in fired]

@@ -166,3 +166,34 @@ def test_the_default_suite_leaves_out_attacks_for_images_on_flat_features(net, a
     assert "square" not in result.attacks and {"fgsm", "pgd", "noise"} <= set(result.attacks)
     with pytest.raises(DataError, match="'square' runs only on images"):
         benchmark.evaluate(flat, x.reshape(len(x), -1), y, attacks="fgsm,square", eps=[0.1], n=N)
+
+
+def test_different_weights_and_names_are_different_jobs(net, arrays, tmp_path):
+    other = own_models.train_mlp(steps=20)
+    first = benchmark.evaluate(net, *arrays, attacks="fgsm", eps=[0.1], n=N, out=tmp_path)
+    second = benchmark.evaluate(other, *arrays, attacks="fgsm", eps=[0.1], n=N, out=tmp_path)
+    named = benchmark.evaluate(net, *arrays, attacks="fgsm", eps=[0.1], n=N, out=tmp_path, name="ours")
+    hashes = {r.record.job_hash for r in (first, second, named)}
+    assert len(hashes) == 3 and first.record.model_source.sha256 != second.record.model_source.sha256
+    with Store(tmp_path) as store:
+        assert {r.job_hash for r in store.records()} == hashes  # none overwrote another
+
+
+def test_a_registry_name_or_an_architecture_without_weights_is_refused(arrays, tmp_path):
+    with pytest.raises(ConfigError, match=r"^model: 'cnn-small' is a registry architecture"):
+        benchmark.evaluate("cnn-small", *arrays)
+    with pytest.raises(ConfigError, match=r"only for a model given as a file spec"):
+        benchmark.evaluate(torch.nn.Linear(64, 10), *arrays, weights="w.pt")
+
+
+def test_a_class_with_weights_and_arguments_from_python(net, arrays, tmp_path, result, monkeypatch):
+    (tmp_path / "onepkg.py").write_text("import torch\n\n\nclass Net(torch.nn.Sequential):\n"
+                                        "    def __init__(self, hidden=8):\n"
+                                        "        super().__init__(torch.nn.Flatten(), torch.nn.Linear(64, hidden),\n"
+                                        "                         torch.nn.ReLU(), torch.nn.Linear(hidden, 10))\n")
+    hidden = net[1].out_features
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    monkeypatch.chdir(tmp_path)
+    again = benchmark.evaluate("onepkg:Net", *arrays, attacks="fgsm,pgd", eps=EPS, n=N, weights="w.pt",
+                               model_args={"hidden": hidden})
+    assert per_sample(again.record) == per_sample(result.record)

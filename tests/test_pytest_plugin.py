@@ -12,7 +12,7 @@ from benchmark.api import DataBundle
 from benchmark.errors import BenchError, ConfigError, DataError
 from benchmark.pytest_plugin import Robustness
 
-USER_TESTS = '''
+USER_TESTS = r'''
 import torch
 
 import benchmark as bench
@@ -48,6 +48,15 @@ def test_demanding_threshold_fails(robustness):
     model, data = trained()
     assert robustness.evaluate(model, "synthetic", attack="pgd", eps=0.3).robust_accuracy >= 0.99
 '''
+
+
+def test_the_old_batch_size_argument_is_accepted_and_ignored(request, trained_mlp, synthetic):
+    model, data = trained_mlp, synthetic
+    robustness = Robustness(request.node)
+    plain = robustness.evaluate(model, data, attack="pgd", eps=0.1, n=40)
+    with pytest.warns(DeprecationWarning, match=r"batch_size=\.\.\.\) is ignored"):
+        old_style = robustness.evaluate(model, data, attack="pgd", eps=0.1, n=40, batch_size=64)
+    assert old_style.accuracy == plain.accuracy
 
 
 @pytest.mark.slow  # a pytest run in a subprocess that trains a model: 3-4.5 s

@@ -245,6 +245,28 @@ def test_full_pickle_weights_are_refused_before_any_code_runs(tmp_path):
     assert marker.exists()
 
 
+def test_an_export_archive_with_pickled_objects_is_refused_unread(tmp_path, net, x):
+    import zipfile
+
+    path = tmp_path / "net.pt2"
+    torch.export.save(torch.export.export(net, (x,)), path)
+    with zipfile.ZipFile(path, "a") as archive:
+        root = archive.namelist()[0].split("/")[0]
+        archive.writestr(f"{root}/data/constants/opaque_obj_0", b"not loaded")
+    with pytest.raises(ConfigError, match=r"net\.pt2 holds pickled Python objects \(.*opaque_obj_0\).*not loaded"):
+        load_model(parse_model(f"export:{path}"), SHAPE, CLASSES)
+
+
+def test_torch_load_inside_an_export_load_unpickles_weights_only(tmp_path):
+    from benchmark.sources.torchfiles import weights_only_loads
+
+    marker, path = tmp_path / "pwned", tmp_path / "trap.pt"
+    torch.save({"weight": Trap(marker)}, path)
+    with weights_only_loads(), pytest.raises(Exception, match="Weights only load failed"):
+        torch.load(path, weights_only=False)  # what torch.export.load asks for some archives: refused here
+    assert not marker.exists()
+
+
 def test_a_whole_model_pickled_as_weights_is_refused(tmp_path, net):
     path = tmp_path / "model.pt"
     torch.save(net, path)
@@ -459,3 +481,47 @@ def test_sklearn_model_must_fit_the_data(tmp_path):
     with pytest.raises(DataError, match=r"--model: sklearn:.* takes 64 features, but the data's inputs have shape "
                                         r"\(3, 4, 4\) \(48 features"):
         load_model(parse_model(f"sklearn:{path}"), (3, 4, 4), 3)
+
+
+def test_an_onnx_models_external_weights_are_part_of_its_digest(tmp_path, net, x):
+    import onnx
+
+    plain = tmp_path / "net.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(net, x[:1], plain, dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    split = tmp_path / "split.onnx"
+    onnx.save_model(onnx.load(plain), split, save_as_external_data=True, location="split.onnx.data",
+                    size_threshold=0)
+    before = file_digest(parse_model(f"onnx:{split}"))
+    with open(tmp_path / "split.onnx.data", "r+b") as weights:
+        weights.write(b"\x00\x00\x80\x3f")  # another first weight, same length
+    assert file_digest(parse_model(f"onnx:{split}")) != before
+    (tmp_path / "split.onnx.data").unlink()
+    with pytest.raises(ConfigError, match=r"keeps its weights in split\.onnx\.data, which is not beside it"):
+        file_digest(parse_model(f"onnx:{split}"))
+
+
+def test_a_class_digest_covers_its_packages_other_modules(tmp_path, monkeypatch):
+    package = tmp_path / "userpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text("import torch\nWIDTH = 4\n")
+    (package / "nets.py").write_text("import torch\nfrom userpkg.layers import WIDTH\n\n\n"
+                                     "class Net(torch.nn.Linear):\n    def __init__(self):\n"
+                                     "        super().__init__(64, WIDTH)\n")
+    monkeypatch.chdir(tmp_path)
+    before = file_digest(parse_model("userpkg.nets:Net"))
+    (package / "layers.py").write_text("import torch\nWIDTH = 5\n")
+    assert file_digest(parse_model("userpkg.nets:Net")) != before
+
+
+def test_errors_in_the_users_code_are_one_line(tmp_path, monkeypatch):
+    (tmp_path / "brokenpkg.py").write_text("import torch\nundefined_name\n")
+    (tmp_path / "assertpkg.py").write_text("import torch\n\n\nclass Net(torch.nn.Module):\n"
+                                           "    def __init__(self):\n        assert False, 'no way'\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"cannot import brokenpkg \(NameError: name 'undefined_name' is not"):
+        build_model(parse_model("brokenpkg:Net"), SHAPE, CLASSES)
+    with pytest.raises(ConfigError, match=r"assertpkg:Net\(\) failed: AssertionError: no way"):
+        build_model(parse_model("assertpkg:Net"), SHAPE, CLASSES)

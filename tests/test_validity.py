@@ -161,3 +161,12 @@ def test_planted_masking_defense_is_flagged(planted_masking, tmp_path):
     row = next(line for line in markdown.splitlines() if line.startswith("| ") and planted_masking in line)
     assert "gradient_masking" in row and "black_box_beats_white_box" in row
     assert "gradient_masking: many input gradients are zero" in markdown
+
+
+def test_probability_outputs_fire_only_when_a_gradient_attack_ran():
+    probes = Probes(chance=0.1, probability_share=1.0)
+    black_only = sweep(white=(2, 1))
+    black_only = dataclasses.replace(black_only, outcomes={
+        name: dataclasses.replace(outcome, black_box=True) for name, outcome in black_only.outcomes.items()})
+    assert "probability_outputs" in verdicts(sweep(), probes)
+    assert "probability_outputs" not in verdicts(black_only, probes)  # Square & co. need no gradients

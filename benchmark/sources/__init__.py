@@ -164,21 +164,43 @@ def channel_shape(model: ModelFile, input_shape: tuple[int, ...]) -> tuple[int, 
 
 
 def file_digest(model: ModelFile) -> str:
-    """SHA-256 (hex) of the model file; for a class, of its source file and of the weights file (if any)."""
+    """SHA-256 (hex) of everything the model is loaded from: the file (an ONNX model's external weight files too);
+    for a class, the source files of its package (``class_sources``) and the weights file (if any)."""
     digest = hashlib.sha256()
+    names: list[str] = []
     if model.kind == "class":
-        import inspect
+        sources = class_sources(import_class(model.location))
+        base = os.path.dirname(os.path.commonpath(sources)) if sources else ""
+        names = [os.path.relpath(path, base) for path in sources]  # where the project lies does not count
+        paths = [*sources, *([model.weights] if model.weights else [])]
+    elif model.kind == "onnx":
+        from benchmark.sources.onnx_model import external_data_files
 
-        source = inspect.getsourcefile(import_class(model.location))
-        digest.update(Path(source).read_bytes() if source else model.location.encode())
-        paths = [model.weights] if model.weights else []
+        paths = [model.location, *external_data_files(model)]
     else:
         paths = [model.location]
-    for path in paths:
+    for index, path in enumerate(paths):
+        digest.update(f"{names[index]}\0".encode() if index < len(names) else b"")
         with open(path, "rb") as file:
             while block := file.read(1 << 20):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def class_sources(cls: type) -> list[str]:
+    """The source files a class's code comes from: every ``.py`` file of the user's top-level package (a helper
+    module of the package changes the class too), or only the class's own file for an installed package."""
+    import inspect
+    import sys
+    import sysconfig
+
+    own = inspect.getsourcefile(cls)
+    top = sys.modules.get(cls.__module__.split(".")[0])
+    folders = [Path(folder) for folder in getattr(top, "__path__", [])]
+    installed = Path(sysconfig.get_paths()["purelib"]).resolve()
+    if not folders or any(installed in folder.resolve().parents for folder in folders):
+        return [own] if own else []
+    return sorted(str(file) for folder in folders for file in folder.rglob("*.py"))
 
 
 def in_batches(x: Any, size: int, run: Any, concat: Any) -> Any:
@@ -207,18 +229,23 @@ def first_line(exc: BaseException) -> str:
 def import_class(location: str) -> Any:
     """The ``nn.Module`` subclass ``"pkg.mod:Class"`` names; a ``ConfigError`` naming ``--model`` otherwise. The
     module is looked up as ``python -m`` would, the current directory first (the ``bench`` script's own directory
-    is not the user's project)."""
+    is not the user's project), for this import only."""
     import sys
 
     import torch
 
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     module_name, _, name = location.partition(":")
+    added = os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"--model: {location}: cannot import {module_name} ({exc})") from None
+    except Exception as exc:  # the user's module: an ImportError, or any error its code raises on import
+        raise ConfigError(f"--model: {location}: cannot import {module_name} ({type(exc).__name__}: "
+                          f"{first_line(exc)})") from None
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
     target: Any = module
     for part in name.split("."):
         if not hasattr(target, part):

@@ -63,3 +63,24 @@ def load_onnx(model: ModelFile, input_shape: tuple[int, ...]) -> Any:
         return run(x).astype(np.float32)
 
     return ArrayModel(predict=predict, art_estimator=None, outputs="logits")
+
+
+def external_data_files(model: ModelFile) -> list[str]:
+    """The files beside an ONNX model that hold its weights (``torch.onnx.export``'s external data), which the
+    model's digest covers too; none for a self-contained file."""
+    from pathlib import Path
+
+    onnx = optional_import("onnx", model)
+    try:
+        proto = onnx.load(model.location, load_external_data=False)
+    except Exception as exc:
+        raise ConfigError(f"--model: {model.spec} is not an ONNX model ({first_line(exc)})") from None
+    tensors = [*proto.graph.initializer,
+               *(attr.t for node in proto.graph.node for attr in node.attribute if attr.HasField("t"))]
+    names = sorted({entry.value for tensor in tensors if tensor.data_location == onnx.TensorProto.EXTERNAL
+                    for entry in tensor.external_data if entry.key == "location"})
+    folder = Path(model.location).parent
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(f"--model: {model.spec} keeps its weights in {', '.join(missing)}, which is not beside it")
+    return [str(folder / name) for name in names]

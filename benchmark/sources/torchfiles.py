@@ -4,6 +4,7 @@ loaded with ``torch.load(weights_only=True)`` only: a file that needs full unpic
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import re
 import warnings
@@ -129,11 +130,43 @@ def quiet(name: str):
         log.setLevel(level)
 
 
+@contextmanager
+def weights_only_loads():
+    """A block in which every ``torch.load`` unpickles weights only, even where its caller asks for a full unpickle
+    (``torch.export.load`` does for some archives): torch's ``TORCH_FORCE_WEIGHTS_ONLY_LOAD``."""
+    before = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"]
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = before
+
+
+def pickled_objects(path: str) -> list[str]:
+    """The members of a ``.pt2`` archive that ``torch.export.load`` would unpickle in full (custom and opaque
+    constants: arbitrary Python objects)."""
+    from torch.export.pt2_archive.constants import CUSTOM_OBJ_FILENAME_PREFIX, OPAQUE_OBJ_FILENAME_PREFIX
+
+    if not zipfile.is_zipfile(path):
+        return []
+    with zipfile.ZipFile(path) as archive:
+        return [name for name in archive.namelist()
+                if name.rsplit("/", 1)[-1].startswith((CUSTOM_OBJ_FILENAME_PREFIX, OPAQUE_OBJ_FILENAME_PREFIX))]
+
+
 def load_export(model: ModelFile, input_shape: tuple[int, ...]) -> torch.nn.Module:
-    """``torch.export.load`` of the file; a program exported for a fixed batch size runs in padded batches of it."""
+    """``torch.export.load`` of the file, unpickling weights only (an archive holding pickled Python objects is
+    refused unread); a program exported for a fixed batch size runs in padded batches of it."""
+    pickled = pickled_objects(model.location)
+    if pickled:
+        raise ConfigError(f"--model: {model.spec} holds pickled Python objects ({', '.join(pickled[:3])}), which "
+                          "loading would run as code; not loaded")
 
     def load(path: str) -> Any:
-        with quiet("torch.export"):
+        with quiet("torch.export"), weights_only_loads():
             return torch.export.load(path)
 
     program = read_torch_file(model, "a torch.export program",
@@ -155,9 +188,10 @@ def build_class(model: ModelFile, input_shape: tuple[int, ...]) -> torch.nn.Modu
     cls = import_class(model.location)
     try:
         instance = cls(**dict(model.args))
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # the user's constructor: any error is theirs, reported on one line
         arguments = ", ".join(f"{key}={value!r}" for key, value in model.args)
-        raise ConfigError(f"--model-arg: {model.spec}({arguments}) failed: {first_line(exc)}") from None
+        raise ConfigError(f"--model-arg: {model.spec}({arguments}) failed: {type(exc).__name__}: "
+                          f"{first_line(exc)}") from None
     if not isinstance(instance, torch.nn.Module):
         raise ConfigError(f"--model: {model.spec}() did not return a torch.nn.Module")
     return with_normalize(instance, model)

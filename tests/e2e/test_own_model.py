@@ -125,12 +125,14 @@ def test_torch_forms_score_exactly_the_built_in_results(user, references, form):
     assert (record.defense, record.train_seconds, record.n_test) == ("pretrained", None, N)
     spec = user.forms[form][1]
     assert record.model_source.spec == spec and record.model == spec
-    if form == "class":  # the class's source file, then the weights
-        files = [user.root / "mypkg" / "nets.py", Path(user.forms["class"][3])]
-        assert record.model_source.weights == str(files[1])
+    if form == "class":  # every source file of the package (each after its path), then the weights
+        files = [*sorted((user.root / "mypkg").rglob("*.py"), key=str), Path(user.forms["class"][3])]
+        assert record.model_source.weights == str(files[-1])
+        names = [f"{f.relative_to(user.root)}\0".encode() for f in files[:-1]] + [b""]  # paths within the project
+        content = b"".join(name + f.read_bytes() for name, f in zip(names, files, strict=True))
     else:
-        files = [Path(spec.partition(":")[2])]
-    assert record.model_source.sha256 == hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+        content = Path(spec.partition(":")[2]).read_bytes()
+    assert record.model_source.sha256 == hashlib.sha256(content).hexdigest()
     assert record.data_source == f"sha256:{sha256(user.data)}"
 
 
