@@ -6,11 +6,10 @@ problem becomes one ``ConfigError`` that names the parameter and where it came f
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,11 +19,21 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from benchmark import ATTACKS, DATASETS, DEFENSES, MODELS
-from benchmark.constraints import Boolean, Constraint, Interval, check_params, check_value, parameter_constraints
-from benchmark.errors import BenchError, ConfigError
+from benchmark.constraints import Boolean, Constraint, Interval, check_value
+from benchmark.errors import ConfigError
+from benchmark.plugin_specs import (  # noqa: F401  (re-exported: the config's plugin parsing lives there)
+    REGISTRIES,
+    Defaults,
+    PluginSpec,
+    add_param,
+    expand_suites,
+    lookup,
+    make_spec,
+    parse_plugins,
+    split_list,
+)
 from benchmark.recipes import RecipeOverrides
-from benchmark.registry import Registry, close_names, did_you_mean, quoted_list
+from benchmark.registry import did_you_mean
 from benchmark.sweep import SURVIVORS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,34 +71,6 @@ SEED = Interval(int, 0, 2**31 - 1)  # per-sample keys are seed · 2³² + index,
 SEED_COUNT = Interval(int, 1, 1_000)  # bench evaluate --seeds N
 N_TEST = Interval(int, 1, 1_000_000)
 SHARDS = Interval(int, 1, 10_000)
-Defaults = Callable[[str], Mapping[str, Any]]  # make_spec's: a plugin name → the values replacing its class defaults
-
-
-@dataclass(frozen=True)
-class PluginSpec:
-    """A plugin name and every parameter (defaults included); ``overrides`` are those that differ from the
-    defaults, which label the row."""
-
-    kind: str
-    name: str
-    params: tuple[tuple[str, Any], ...]
-    overrides: tuple[tuple[str, Any], ...] = ()
-    alias: str | None = None  # a label given with --name
-
-    @property
-    def label(self) -> str:
-        """The row label: ``alias`` if given, else the name with the parameters that differ from the defaults
-        (``pgd-at(eps=0.05)``)."""
-        if self.alias:
-            return self.alias
-        if not self.overrides:
-            return self.name
-        return f"{self.name}({','.join(f'{k}={v}' for k, v in self.overrides)})"
-
-    def build(self) -> Any:
-        return REGISTRIES[self.kind].get(self.name)(**dict(self.params))
-
-
 @dataclass(frozen=True)
 class EvalConfig:
     dataset: str
@@ -124,9 +105,6 @@ def test_count(config: EvalConfig, available: int) -> int:
     if config.n_test > available:
         raise ConfigError(f"--n-test: {config.n_test} is more than the {available} test samples of {config.dataset}")
     return config.n_test
-
-
-REGISTRIES: dict[str, Registry] = {"defense": DEFENSES, "attack": ATTACKS, "dataset": DATASETS, "model": MODELS}
 
 
 def load_toml(path: str | os.PathLike) -> dict[str, Any]:
@@ -221,41 +199,6 @@ def parse_choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def lookup(registry: Registry, name: Any, where: str) -> str:
-    try:
-        return registry.canonical(str(name).strip())
-    except BenchError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def split_list(value: Any) -> list[Any]:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    if isinstance(value, (list, tuple)):  # a TOML list: its strings may be comma lists too
-        return [part for item in value for part in (split_list(item) if isinstance(item, str) else [item])]
-    return [value]
-
-
-def expand_suites(value: Any, norm: str, where: str) -> list[Any]:
-    """Replace each ``suite:NAME`` item by the suite's attack names (a name already listed is not repeated)."""
-    from attacks.suites import expand_suite, suite_names
-
-    items: list[Any] = []
-    for item in split_list(value):
-        if isinstance(item, str) and item.startswith("suite:"):
-            name = item.split(":", 1)[1]
-            try:
-                items += [attack for attack in expand_suite(name, norm) if attack not in items]
-            except KeyError:
-                close = [f"suite:{suite}" for suite in close_names(name, suite_names())]
-                hint = f"did you mean {quoted_list(close)}? " if close else ""
-                raise ConfigError(f"{where}: unknown suite {name!r}; {hint}(suites: {', '.join(suite_names())})"
-                                  ) from None
-        elif not (isinstance(item, str) and item in items):
-            items.append(item)
-    return items
-
-
 def parse_eps(value: Any, where: str, norm: str) -> tuple[float, ...]:
     """ε list → ascending distinct tuple that starts at 0 (clean accuracy). Each ε ≥ 0, finite, ≤ 1 under L∞."""
     grid = {0.0}
@@ -323,77 +266,4 @@ def writable_dir(value: Any, where: str, *, create: bool = True) -> Path:
         problem = f"{existing} is not a writable directory"
         raise ConfigError(f"{where}: {problem}" if existing == path else f"{where}: cannot create {path}: {problem}")
     return path
-
-
-def parse_plugins(kind: str, value: Any, where: str, defaults: Defaults | None = None) -> tuple[PluginSpec, ...]:
-    """``"pgd-at:eps=0.05,steps=3,standard"`` (or a TOML list of such strings or of ``{name=…, key=…}`` tables)."""
-    raw: list[tuple[str, dict[str, Any]]] = []
-    for item in split_list(value):
-        if isinstance(item, dict):
-            params = dict(item)
-            if "name" not in params:
-                raise ConfigError(f"{where}: a {kind} table needs a 'name' key")
-            raw.append((str(params.pop("name")), params))
-            continue
-        item = str(item).strip()
-        name, colon, rest = item.partition(":")
-        if "=" in name and not colon:  # "key=value" continues the previous plugin's parameters
-            if not raw:
-                raise ConfigError(f"{where}: parameter {item!r} comes before any {kind} name")
-            key, _, text = item.partition("=")
-            add_param(raw[-1], key, text, where)
-            continue
-        raw.append((name.strip(), {}))
-        if rest:
-            key, eq, text = rest.partition("=")
-            if not eq:
-                raise ConfigError(f"{where}: expected {name}:key=value, got {item!r}")
-            add_param(raw[-1], key, text, where)
-    if not raw:
-        raise ConfigError(f"{where}: the {kind} list is empty")
-    specs = tuple(make_spec(kind, name, params, where, defaults) for name, params in raw)
-    labels = [spec.label for spec in specs]
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
-        raise ConfigError(f"{where}: {kind} listed twice: {', '.join(duplicates)}")
-    return specs
-
-
-def add_param(plugin: tuple[str, dict[str, Any]], key: str, text: str, where: str) -> None:
-    """Set one ``key=value`` of ``plugin`` (its name and parameters so far); a key given twice is refused."""
-    name, params = plugin
-    key = key.strip()
-    if key in params:
-        raise ConfigError(f"{where}: {name}: parameter {key!r} given twice ({params[key]!r} and {text.strip()!r}); "
-                          "give each parameter once")
-    params[key] = text.strip()
-
-
-def make_spec(kind: str, name: str, params: Mapping[str, Any], where: str, defaults: Defaults | None = None
-              ) -> PluginSpec:
-    """Check ``params`` against the plugin's fields and their constraints (converting text to the fields' types),
-    then build the plugin once (its checks across fields run then). ``defaults(name)``: values replacing the class's
-    in this run (``benchmark.recipes``), which ``params`` override; the label names what differs from them."""
-    canonical = lookup(REGISTRIES[kind], name, where)
-    cls = REGISTRIES[kind].get(canonical)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init} if dataclasses.is_dataclass(cls) else {}
-    for key in params:
-        if key not in fields:
-            hint = did_you_mean(key, fields, template="did you mean {}? ")
-            known = ", ".join(fields) or "none"
-            raise ConfigError(f"{where}: {kind} {canonical!r} has no parameter {key!r}; {hint}(parameters: {known})")
-    if kind == "model" and not dataclasses.is_dataclass(cls):  # a builder function: no parameters, nothing to build
-        return PluginSpec(kind, canonical, ())
-    base = dict(defaults(canonical)) if defaults else {}
-    try:
-        values = check_params(canonical, parameter_constraints(cls), {**base, **params}, parse=True)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    try:
-        instance = cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {canonical}: {exc}") from None
-    full = dataclasses.asdict(instance) if dataclasses.is_dataclass(instance) else {}
-    overrides = tuple((key, full[key]) for key in fields if full[key] != base.get(key, fields[key].default))
-    return PluginSpec(kind, canonical, tuple(full.items()), overrides)
 
