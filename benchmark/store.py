@@ -135,17 +135,22 @@ class Store:
             self.db = memory_copy(self.path) if read_only else sqlite3.connect(self.path, timeout=60.0,
                                                                                isolation_level=None)
             self.db.execute("PRAGMA busy_timeout = 60000")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.executescript(_SCHEMA)
-            columns = {row[1] for row in self.db.execute("PRAGMA table_info(results)")}
-            if "checksum" not in columns:  # stores written before records were checksummed
-                try:
-                    self.db.execute("ALTER TABLE results ADD COLUMN checksum TEXT")
-                except sqlite3.OperationalError:  # another process added it first
-                    pass
-            self._check_version()
+            retry_when_locked(self._prepare)
         except sqlite3.DatabaseError as exc:
             raise BenchError(f"cannot use results store {self.path}: {exc}") from None
+
+    def _prepare(self) -> None:
+        """WAL journaling, the tables, and the schema version check."""
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(results)")}
+        if "checksum" not in columns:  # stores written before records were checksummed
+            try:
+                self.db.execute("ALTER TABLE results ADD COLUMN checksum TEXT")
+            except sqlite3.OperationalError:  # another process added it first
+                pass
+        self._check_version()
 
     def _check_version(self) -> None:
         """Refuse a store written by a newer harness; mark a new one current."""
@@ -301,6 +306,29 @@ class Store:
             return None
         model.load_state_dict(state)
         return CheckpointInfo.from_json(json.loads(row[2]))
+
+
+#: Seconds ``retry_when_locked`` keeps trying, and its first pause (doubled each time, at most 1 s).
+LOCK_PATIENCE = 60.0
+LOCK_PAUSE = 0.05
+
+
+def retry_when_locked(step) -> None:
+    """``step()``, tried again while SQLite answers "database is locked" without waiting for the busy timeout: it
+    does so when two processes open a new store at once (switching it to WAL needs the file to itself) and when a
+    read would have to become a write; any other error, or the lock held past ``LOCK_PATIENCE``, is raised."""
+    import time
+
+    deadline, pause = time.monotonic() + LOCK_PATIENCE, LOCK_PAUSE
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            logger.debug("results store locked by another process; trying again in %.2f s", pause)
+            time.sleep(pause)
+            pause = min(1.0, 2 * pause)
 
 
 def state_dict_problem(state: Any, model) -> str | None:
