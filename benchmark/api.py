@@ -24,8 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True, eq=False)
 class DataBundle:
-    """A dataset split: inputs in [0, 1] as float32 ``(n, C, H, W)`` images or ``(n, d)`` feature vectors (any rank
-    ≥ 2), integer labels ``0 … nb_classes-1``. The train split may be empty (0 samples shaped like the test samples):
+    """A dataset split: inputs as ``(n, C, H, W)`` images or ``(n, d)`` feature vectors (any rank ≥ 2), either
+    float32 in [0, 1] or uint8 pixels 0–255 meaning value/255 (a quarter of the memory: CIFAR-10 is 176 MiB, not
+    703 MiB); integer labels ``0 … nb_classes-1``. Consumers read inputs as float32 through ``batch`` (per batch) or
+    ``float_test`` (the test split, once). The train split may be empty (0 samples shaped like the test samples):
     data to score a model that was trained elsewhere."""
 
     name: str
@@ -55,12 +57,27 @@ class DataBundle:
         return len(self.x_train) > 0
 
     def fingerprint(self) -> str:
-        """A content hash of all four arrays: two bundles with the same fingerprint hold the same data."""
+        """A content hash of all four arrays as stored: two bundles with the same fingerprint hold the same data. Inputs
+        not stored as float32 add their dtype, so uint8 images hash apart from their float32 equivalent (and float32
+        bundles keep the fingerprints they had before uint8 was accepted)."""
         digest = hashlib.sha256()
-        for array in (self.x_train, self.y_train, self.x_test, self.y_test):
+        for array, is_input in ((self.x_train, True), (self.y_train, False), (self.x_test, True), (self.y_test, False)):
             digest.update(str(array.shape).encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
+            if is_input and array.dtype != np.float32:
+                digest.update(array.dtype.str.encode())
+            digest.update(np.ascontiguousarray(array).data)  # the buffer itself: no copy of the bytes
         return digest.hexdigest()[:16]
+
+    def batch(self, split: str, index: slice | np.ndarray) -> np.ndarray:
+        """The inputs ``index`` (a slice or an integer array) selects from ``split`` ("train" or "test"), as float32
+        in [0, 1]: only these samples are converted."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        return unit_float(getattr(self, f"x_{split}")[index])
+
+    def float_test(self) -> np.ndarray:
+        """The whole test split's inputs as float32 in [0, 1] (the array itself when it is stored as float32)."""
+        return unit_float(self.x_test)
 
     def subset_test(self, n: int | None) -> DataBundle:
         """The same bundle with only the first ``n`` test samples (all when ``n`` is None)."""
@@ -69,19 +86,27 @@ class DataBundle:
         return DataBundle(self.name, self.x_train, self.y_train, self.x_test[:n], self.y_test[:n], self.nb_classes)
 
 
+def unit_float(x: np.ndarray) -> np.ndarray:
+    """Inputs as float32 in [0, 1]: uint8 pixels divided by 255 (a new array), float32 returned as it is."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255)
+    return x
+
+
 def check_split(x: Any, y: Any, x_name: str, y_name: str) -> None:
-    """Raise ``DataError`` (naming the argument) unless ``x`` is a float32 array of rank ≥ 2 (``(n, C, H, W)`` or
-    ``(n, d)``) of finite values in [0, 1] and ``y`` a 1-D integer array of ``n`` labels ≥ 0: the data contract of
-    every ``DataBundle`` split and of the pytest plugin's arrays. ``check_labels`` adds the upper bound once the class
-    count is known."""
-    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim < 2:
-        raise DataError(f"{x_name} must be a float32 array of shape (n, C, H, W) or (n, d), got {_describe(x)}")
+    """Raise ``DataError`` (naming the argument) unless ``x`` is an array of rank ≥ 2 (``(n, C, H, W)`` or ``(n, d)``),
+    uint8 (any values: pixels 0–255) or float32 of finite values in [0, 1], and ``y`` a 1-D integer array of ``n``
+    labels ≥ 0: the data contract of every ``DataBundle`` split and of the pytest plugin's arrays. ``check_labels``
+    adds the upper bound once the class count is known."""
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.uint8) or x.ndim < 2:
+        also = "; uint8 pixels 0–255 are accepted too" if isinstance(x, np.ndarray) and x.ndim >= 2 else ""
+        raise DataError(f"{x_name} must be a float32 array of shape (n, C, H, W) or (n, d), got {_describe(x)}{also}")
     if not isinstance(y, np.ndarray) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         hint = " (one-hot? pass y.argmax(1))" if isinstance(y, np.ndarray) and y.ndim == 2 else ""
         raise DataError(f"{y_name} must be a 1-D integer array of class labels, got {_describe(y)}{hint}")
     if len(x) != len(y):
         raise DataError(f"{x_name} has {len(x)} samples but {y_name} has {len(y)}")
-    if x.size and not (x.min() >= 0.0 and x.max() <= 1.0):  # NaN fails both comparisons
+    if x.dtype == np.float32 and x.size and not (x.min() >= 0.0 and x.max() <= 1.0):  # NaN fails both comparisons
         found = "NaN" if np.isnan(x).any() else f"values in [{x.min():g}, {x.max():g}]"
         raise DataError(f"{x_name} must hold finite values in [0, 1], got {found}")
     if y.size and y.min() < 0:

@@ -74,7 +74,7 @@ class NpzData(_UserData):
     def load(self) -> DataBundle:
         arrays = _read_npz(self.path)
         with _about(self.path):
-            splits = {split: (_arrange(_unit_float(arrays[f"x_{split}"], f"x_{split}"), self.layout, f"x_{split}"),
+            splits = {split: (_arrange(_stored_inputs(arrays[f"x_{split}"], f"x_{split}"), self.layout, f"x_{split}"),
                               _int64(arrays[f"y_{split}"])) for split in ("train", "test") if f"x_{split}" in arrays}
             return _bundle(f"npz:{self.path}", splits, self.classes)
 
@@ -143,7 +143,7 @@ def _bundle(name: str, splits: dict[str, tuple[np.ndarray, np.ndarray]], classes
     counts the largest label + 1."""
     if "train" not in splits:
         shape = np.shape(splits["test"][0])[1:]
-        splits = {"train": (np.zeros((0, *shape), np.float32), np.zeros(0, np.int64)), **splits}
+        splits = {"train": (np.zeros((0, *shape), splits["test"][0].dtype), np.zeros(0, np.int64)), **splits}
     for split, (x, y) in splits.items():
         check_split(x, y, f"x_{split}", f"y_{split}")
     if not classes:
@@ -156,10 +156,11 @@ def _bundle(name: str, splits: dict[str, tuple[np.ndarray, np.ndarray]], classes
     return DataBundle(name, x_train, y_train, x_test, y_test, nb_classes=classes)
 
 
-def _unit_float(x: np.ndarray, key: str) -> np.ndarray:
-    """``x`` as float32: uint8 divided by 255, floats cast (their range is ``check_split``'s to check)."""
+def _stored_inputs(x: np.ndarray, key: str) -> np.ndarray:
+    """``x`` as a bundle keeps it: uint8 pixels as they are (``DataBundle.batch`` divides by 255 per batch), floats
+    cast to float32 (their range is ``check_split``'s to check)."""
     if x.dtype == np.uint8:
-        return x.astype(np.float32) / np.float32(255)
+        return x
     if np.issubdtype(x.dtype, np.floating):
         return x.astype(np.float32, copy=False)
     raise DataError(f"{key} is {x.dtype}; give uint8 (0–255) or floats in [0, 1]")
@@ -319,7 +320,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _read_images(files: list[Path], root: Path, label: str, gray: bool, size: int) -> np.ndarray:
-    """The images as float32 ``(n, C, H, W)`` in [0, 1]: one channel when ``gray``, else RGB."""
+    """The images as uint8 ``(n, C, H, W)`` pixels: one channel when ``gray``, else RGB."""
     from PIL import Image
 
     pixels = []
@@ -331,4 +332,4 @@ def _read_images(files: list[Path], root: Path, label: str, gray: bool, size: in
             pixels.append(np.asarray(image, dtype=np.uint8))
     stacked = np.stack(pixels)
     stacked = stacked[:, None] if gray else stacked.transpose(0, 3, 1, 2)
-    return _unit_float(np.ascontiguousarray(stacked), "images")
+    return _stored_inputs(np.ascontiguousarray(stacked), "images")

@@ -159,11 +159,10 @@ def evaluate(model: Any, x_test: Any, y_test: Any, *, attacks: str | Sequence[st
 
 
 def test_arrays(x_test: Any, y_test: Any, n: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``n`` samples as float32 inputs in [0, 1] (uint8 is divided by 255) and int64 labels, checked."""
+    """The first ``n`` samples as inputs (uint8 pixels kept as they are, other floats cast to float32) and int64
+    labels, checked."""
     x, y = np.asarray(x_test), np.asarray(y_test)
-    if x.dtype == np.uint8:
-        x = x.astype(np.float32) / 255
-    elif np.issubdtype(x.dtype, np.floating):
+    if np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32, copy=False)
     check_split(x, y, "x_test", "y_test")
     if n is not None:

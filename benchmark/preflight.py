@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.api import DataBundle
+from benchmark.api import DataBundle, unit_float
 from benchmark.errors import BenchError, DataError
 from benchmark.sources import first_line
 
@@ -22,10 +22,11 @@ Predict = Callable[[np.ndarray], Any]
 
 def output_classes(predict: Predict, x: np.ndarray, batch_size: int = 256, *, label: str = "model") -> int:
     """The number of scores ``predict`` returns per sample, after checking its output on every batch of ``x``: a
-    finite ``(batch, classes)`` array (or tensor) with the same number of classes (at least 2) each time."""
+    finite ``(batch, classes)`` array (or tensor) with the same number of classes (at least 2) each time. ``x`` may be
+    uint8 pixels: each batch is converted to float32 (``unit_float``)."""
     classes = None
     for first in range(0, len(x), batch_size):
-        batch = x[first : first + batch_size]
+        batch = unit_float(x[first : first + batch_size])
         rows = f"x[{first}:{first + len(batch)}]"
         try:
             scores = predict(batch)

@@ -238,10 +238,11 @@ def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress
 
     armed = arm(job, test, trained)
     keys = sample_keys(job.seed, len(test.x_test))
-    result, eval_seconds = sweep or sweep_samples(job, armed, test.x_test, test.y_test, keys, progress)
+    x = test.float_test()  # the evaluated samples, converted once (uint8 data)
+    result, eval_seconds = sweep or sweep_samples(job, armed, x, test.y_test, keys, progress)
     progress.probes()
     start = time.perf_counter()
-    probes = run_probes(armed.estimator, test.x_test, test.y_test, result, norm=job.norm,
+    probes = run_probes(armed.estimator, x, test.y_test, result, norm=job.norm,
                         headline_eps=job_headline(job), keys=keys, batch_size=armed.batch_size, seed=job.seed,
                         pgd=probe_pgd(job, armed.attacks) if has_gradients(trained.model) else None,
                         trained_correct=stored_correct(trained.info, len(test.x_test)),
@@ -335,7 +336,7 @@ def plain_correct(model, data, device: str) -> np.ndarray:
 
     model.eval()
     with torch.no_grad():
-        logits = model(torch.from_numpy(data.x_test).to(device))
+        logits = model(torch.from_numpy(data.float_test()).to(device))
     return logits.argmax(dim=1).cpu().numpy() == data.y_test
 
 

@@ -83,8 +83,8 @@ def run_shard(job: Any, store: Any, progress: Any) -> None:
     test = data.subset_test(job.n_test)
     lo, hi = shard_bounds(len(test.x_test), job.shards, job.shard)
     keys = sample_keys(job.seed, len(test.x_test))[lo:hi]
-    sweep, seconds = sweep_samples(job, arm(job, test, trained), test.x_test[lo:hi], test.y_test[lo:hi], keys,
-                                   progress)
+    sweep, seconds = sweep_samples(job, arm(job, test, trained), test.batch("test", slice(lo, hi)), test.y_test[lo:hi],
+                                   keys, progress)
     store.put_part(job.job_hash, job.shard, job.shards, part_json(sweep, seconds))
 
 

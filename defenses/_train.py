@@ -15,13 +15,13 @@ import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.api import DataBundle, RunContext
+from benchmark.api import DataBundle, RunContext, unit_float
 from benchmark.recipes import Recipe, learning_rate
 
 logger = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ def train(model: torch.nn.Module, data: DataBundle, ctx: RunContext, *, recipe: 
     model.to(device)
     fit, held_out = holdout(len(data.y_train), recipe, ctx.seed)
     x, y = tensors(data, fit, device)
-    best = None if held_out is None else BestEpoch(*tensors(data, held_out, device), eps=eps, steps=recipe.val_steps,
-                                                   batch_size=recipe.batch_size)
+    best = None if held_out is None else BestEpoch(*held_out_tensors(data, held_out, device), eps=eps,
+                                                   steps=recipe.val_steps, batch_size=recipe.batch_size)
     generator = torch.Generator().manual_seed(ctx.seed)
     augment = augmenter(recipe, ctx.seed)
     optimiser = make_optimiser(model, recipe)
@@ -61,7 +61,7 @@ def train(model: torch.nn.Module, data: DataBundle, ctx: RunContext, *, recipe: 
             idx = order[start : start + recipe.batch_size]
             set_lr(optimiser, learning_rate(recipe, epoch + (batch + 1) / batches, epochs))
             with autocast():
-                loss = batch_loss(model, augment(x[idx]), y[idx])
+                loss = batch_loss(model, augment(unit_tensor(x[idx])), y[idx])
             update(optimiser, loss, scaler)
             ctx.count("train_grad_evals", len(idx))
         if best is not None:
@@ -107,9 +107,28 @@ def mixed_precision(amp: str, device: torch.device) -> Callable[[], AbstractCont
 
 
 def tensors(data: DataBundle, index: np.ndarray | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training samples ``index`` selects (all when None) as tensors on ``device``."""
+    """The training samples ``index`` selects (all when None) as tensors on ``device``, the inputs as stored (uint8
+    stays uint8: ``unit_tensor`` converts each batch)."""
     x, y = (data.x_train, data.y_train) if index is None else (data.x_train[index], data.y_train[index])
     return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+
+
+def held_out_tensors(data: DataBundle, index: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Early stopping's held-out samples as tensors on ``device``, the inputs as float32 (converted once: few)."""
+    x, y = tensors(data, index, device)
+    return unit_tensor(x), y
+
+
+def unit_tensor(x: torch.Tensor) -> torch.Tensor:
+    """A batch of inputs as float32 in [0, 1]: uint8 pixels looked up in ``pixel_table`` (so every device gets the
+    very values ``DataBundle.batch`` gives), float32 as it is."""
+    return pixel_table(x.device)[x.long()] if x.dtype == torch.uint8 else x
+
+
+@cache
+def pixel_table(device: torch.device) -> torch.Tensor:
+    """The 256 float32 values k/255 of ``benchmark.api.unit_float``, on ``device``."""
+    return torch.from_numpy(unit_float(np.arange(256, dtype=np.uint8))).to(device)
 
 
 def holdout(n: int, recipe: Recipe, seed: int) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -43,13 +43,14 @@ def test_a_bundle_may_have_no_train_split_and_flat_features():
 
 # --- npz -------------------------------------------------------------------------------------------------------------
 
-def test_uint8_nhwc_arrays_become_nchw_floats():
+def test_uint8_nhwc_arrays_become_nchw_uint8():
     np.savez("data.npz", x_train=X_NHWC, y_train=Y, x_test=X_NHWC[:4], y_test=Y[:4].astype(np.uint8))
     bundle = npz().load()
-    expected = X_NHWC.transpose(0, 3, 1, 2).astype(np.float32) / 255
+    expected = X_NHWC.transpose(0, 3, 1, 2)
     np.testing.assert_array_equal(bundle.x_train, expected)
     np.testing.assert_array_equal(bundle.x_test, expected[:4])
-    assert bundle.x_test.dtype == np.float32 and bundle.y_test.dtype == np.int64
+    np.testing.assert_array_equal(bundle.float_test(), expected[:4].astype(np.float32) / 255)
+    assert bundle.x_test.dtype == np.uint8 and bundle.y_test.dtype == np.int64
     assert bundle.has_train and bundle.nb_classes == 4 and bundle.input_shape == (1, 8, 8)
     assert bundle.x_test.flags.c_contiguous
 
@@ -179,8 +180,8 @@ def test_a_folder_of_grayscale_pngs_is_one_channel_test_data(tmp_path):
     bundle = folder().load()
     assert bundle.input_shape == (1, 6, 6) and not bundle.has_train and bundle.nb_classes == 3
     np.testing.assert_array_equal(bundle.y_test, [0, 0, 1, 1, 2, 2])  # ant, bee, cat: sorted names
-    np.testing.assert_array_equal(bundle.x_test[:, 0, 0, 0] * 255, [50, 51, 90, 91, 10, 11])
-    np.testing.assert_array_equal(bundle.x_test[2, 0], gray(90).astype(np.float32) / 255)
+    np.testing.assert_array_equal(bundle.x_test[:, 0, 0, 0], [50, 51, 90, 91, 10, 11])
+    np.testing.assert_array_equal(bundle.x_test[2, 0], gray(90))
 
 
 def test_train_and_test_folders_with_rgb_and_jpeg_and_resizing(tmp_path):

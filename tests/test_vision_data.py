@@ -25,10 +25,6 @@ def dataset(name, root, **params):
     return DATASETS.get(name)(root=str(root), **params)
 
 
-def unit(pixels):
-    return np.float32(pixels) / np.float32(255)
-
-
 # --- writers: the formats, byte for byte -----------------------------------------------------------------------------
 
 def idx_bytes(array):
@@ -81,11 +77,11 @@ def test_idx_files_load_pixel_for_pixel(tmp_path, name, folder, gz):
     bundle = dataset(name, tmp_path, unverified=True).load()
     (train_x, train_y), (test_x, test_y) = arrays["train"], arrays["test"]
     assert bundle.x_train.shape == (20, 1, 28, 28) and bundle.x_test.shape == (8, 1, 28, 28)
-    assert bundle.x_train.dtype == np.float32 and bundle.y_train.dtype == np.int64 and bundle.nb_classes == 10
+    assert bundle.x_train.dtype == np.uint8 and bundle.y_train.dtype == np.int64 and bundle.nb_classes == 10
     k, i, j = 13, 4, 21  # pixel (i, j) of train image k
-    assert bundle.x_train[k, 0, i, j] == unit(train_x[k, i, j])
-    np.testing.assert_array_equal(bundle.x_train[:, 0], train_x.astype(np.float32) / np.float32(255))
-    np.testing.assert_array_equal(bundle.x_test[:, 0], test_x.astype(np.float32) / np.float32(255))
+    assert bundle.x_train[k, 0, i, j] == train_x[k, i, j]
+    np.testing.assert_array_equal(bundle.x_train[:, 0], train_x)
+    np.testing.assert_array_equal(bundle.x_test[:, 0], test_x)
     np.testing.assert_array_equal(bundle.y_train, train_y)
     np.testing.assert_array_equal(bundle.y_test, test_y)
     assert bundle.name == name
@@ -190,10 +186,10 @@ def test_cifar10_binary_batches_load_record_for_record(tmp_path):
     labels, pixels = records["data_batch_2.bin"]
     raw = (tmp_path / "cifar-10-batches-bin" / "data_batch_2.bin").read_bytes()
     k, c, i, j = 1, 2, 5, 30  # channel c, pixel (i, j) of the second record of batch 2 (train sample 3 + 1)
-    assert bundle.x_train[3 + k, c, i, j] == unit(raw[k * 3073 + 1 + c * 1024 + i * 32 + j])
+    assert bundle.x_train[3 + k, c, i, j] == raw[k * 3073 + 1 + c * 1024 + i * 32 + j]
     assert bundle.y_train[3 + k] == raw[k * 3073]
     train = [records[f"data_batch_{i}.bin"] for i in range(1, 6)]
-    np.testing.assert_array_equal(bundle.x_train, np.concatenate([p for _, p in train]).astype(np.float32) / 255)
+    np.testing.assert_array_equal(bundle.x_train, np.concatenate([p for _, p in train]))
     np.testing.assert_array_equal(bundle.y_train, np.concatenate([y[:, 0] for y, _ in train]))
     np.testing.assert_array_equal(bundle.y_test, records["test_batch.bin"][0][:, 0])
     assert bundle.nb_classes == 10
@@ -210,7 +206,7 @@ def test_cifar100_takes_the_fine_label(tmp_path):
     bundle = dataset("cifar100", tmp_path, unverified=True).load()
     np.testing.assert_array_equal(bundle.y_train, splits["train.bin"][0][:, 1])
     np.testing.assert_array_equal(bundle.y_test, splits["test.bin"][0][:, 1])
-    np.testing.assert_array_equal(bundle.x_test, splits["test.bin"][1].astype(np.float32) / 255)
+    np.testing.assert_array_equal(bundle.x_test, splits["test.bin"][1])
     assert bundle.nb_classes == 100
     labels, pixels = splits["test.bin"]
     write_cifar(folder / "test.bin", np.array([[20, 5]] * 3, np.uint8), pixels)
@@ -270,10 +266,10 @@ def test_svhn_mat_files_load_with_label_10_as_digit_0(tmp_path):
     bundle = dataset("svhn", tmp_path, unverified=True).load()
     x, y = arrays["train"]
     assert bundle.x_train.shape == (6, 3, 32, 32) and bundle.x_test.shape == (4, 3, 32, 32)
-    assert bundle.x_train.flags.c_contiguous and bundle.x_train.dtype == np.float32
+    assert bundle.x_train.flags.c_contiguous and bundle.x_train.dtype == np.uint8
     k, c, i, j = 4, 1, 7, 19  # channel c, pixel (i, j) of train image k: X[i, j, c, k]
-    assert bundle.x_train[k, c, i, j] == unit(x[i, j, c, k])
-    np.testing.assert_array_equal(bundle.x_test, arrays["test"][0].transpose(3, 2, 0, 1).astype(np.float32) / 255)
+    assert bundle.x_train[k, c, i, j] == x[i, j, c, k]
+    np.testing.assert_array_equal(bundle.x_test, arrays["test"][0].transpose(3, 2, 0, 1))
     assert bundle.y_train[0] == 0 and bundle.y_train[1] == 1
     np.testing.assert_array_equal(bundle.y_train, y[:, 0] % 10)
 

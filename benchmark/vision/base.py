@@ -74,8 +74,8 @@ class VisionData(Constrained):
         (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
         log.info("read %s from %s: %d train and %d test images of shape %s", self.title, root, len(x_train),
                  len(x_test), x_test.shape[1:])
-        return DataBundle(self.name, unit_float(x_train), y_train, unit_float(x_test), y_test,
-                          nb_classes=self.nb_classes)
+        return DataBundle(self.name, np.ascontiguousarray(x_train), y_train, np.ascontiguousarray(x_test), y_test,
+                          nb_classes=self.nb_classes)  # uint8 pixels: DataBundle.batch makes floats per batch
 
     def read_split(self, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         """One split's images (uint8, ``(n, C, H, W)``) and labels (int64) from its files."""
@@ -110,13 +110,6 @@ class VisionData(Constrained):
     def display(self, name: str) -> str:
         """How a missing file is named in the message."""
         return name
-
-
-def unit_float(pixels: np.ndarray) -> np.ndarray:
-    """uint8 pixels as C-contiguous float32 in [0, 1] (divided by 255 in place: one float copy, no temporary)."""
-    x = pixels.astype(np.float32, order="C")
-    x /= np.float32(255)
-    return x
 
 
 def check_labels(labels: np.ndarray, low: int, high: int, path: Path, what: str = "label") -> None:
