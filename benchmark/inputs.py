@@ -36,12 +36,11 @@ def parse_dataset(text: Any, where: str) -> PluginSpec:
 
 def dataset_text(spec: PluginSpec) -> str:
     """The canonical spec text of a dataset: ``digits``; ``npz:data.npz,layout=nhwc`` (the path first, then the
-    parameters that differ from the defaults)."""
+    parameters that differ from the defaults; ``cifar10:unverified=True``)."""
     params = dict(spec.params)
-    if "path" not in params:
-        return spec.label
-    rest = [f"{key}={value}" for key, value in spec.overrides if key != "path"]
-    return f"{spec.name}:" + ",".join([str(params["path"]), *rest])
+    items = [str(params["path"])] if "path" in params else []
+    items += [f"{key}={value}" for key, value in spec.overrides if key != "path"]
+    return f"{spec.name}:" + ",".join(items) if items else spec.name
 
 
 def parse_model_option(get: Callable[[str], Any], where: Callable[[str], str]) -> tuple[str, ModelFile | None]:

@@ -50,6 +50,8 @@ SKIP = {
     ("README.md", "bash", "pytest                   # everything"): "runs this test suite itself",
     ("README.md", "bash", "pytest tests/benchmarks"): "the benchmarks: minutes, measured in their own run",
     ("leaderboards/README.md", "", "{"): "an annotated schema, not JSON",
+    ("README.md", "bash", "bench data fetch cifar10"): "downloads CIFAR-10 and needs a GPU; tests/e2e/test_papers.py "
+                                                       "dry-runs each config on generated files",
 }
 
 #: Text in a ``bench`` line → what the test runs instead: placeholders, and stores the small store stands in for.
