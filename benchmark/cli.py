@@ -103,6 +103,8 @@ def describe_params(plugin: Any) -> str:
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
 @click.option("--data-dir", help="Where mnist, cifar10, … are (default: $BENCH_DATA, else "
                                 "~/.cache/defense-bench/data; bench data fetch NAME puts them there).")
+@click.option("--unverified-data", "unverified_data", is_flag=True, default=None,
+              help="Use dataset files that fail their published checksums; every row is flagged unverified_data.")
 @click.option("--shards", help="Split each job's test samples into N pieces run as separate tasks (workers, Ray "
                                "nodes), merged into one result identical to the unsharded run (default: 1).")
 @click.option("--address", help="Ray cluster address (with --executor ray; default: a local cluster).")

@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "name": None,  # the row label instead of the defense's
     "recipe": None,  # training recipe fields over the dataset's paper setting (benchmark.recipes)
     "shards": 1,  # pieces of each job's test samples, run as separate tasks (benchmark/shards.py)
+    "unverified_data": False,  # use dataset files that fail their published checksums (rows are flagged)
 }
 DEFAULT_DEFENSES = {False: "standard,pgd-at", True: "pretrained"}  # by: is the model a trained one from a file
 #: How each key is spelled on the command line, for error messages.
@@ -138,7 +139,8 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
     def where(key: str) -> str:
         return values[key][1]
 
-    dataset = dataset_text(parse_dataset(get("dataset"), where("dataset")))
+    unverified = parse_value(get("unverified_data"), where("unverified_data"), Boolean())
+    dataset = dataset_text(parse_dataset(get("dataset"), where("dataset"), unverified=unverified))
     model, model_file = parse_model_option(get, where)
     norm = str(get("norm"))
     if norm not in NORMS:
@@ -146,17 +148,9 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
     recipe = RecipeOverrides.parse(dataset, get("recipe"), where("recipe"))
     defenses = parse_defenses(get, where, model_file, defaults=recipe.defense_defaults)
     attacks = parse_attacks(get("attacks"), where("attacks"), norm, model_file)
-    eps_value = get("eps")
-    if eps_value is None:
-        from benchmark.data import dataset_instance
-
-        eps = tuple(dataset_instance(dataset).default_eps[norm])
-    else:
-        eps = parse_eps(eps_value, where("eps"), norm)
+    eps = default_eps(dataset, norm) if get("eps") is None else parse_eps(get("eps"), where("eps"), norm)
     quick = parse_value(get("quick"), where("quick"), Boolean())
-    n_test = get("n_test")
-    if n_test is not None:
-        n_test = parse_value(n_test, where("n_test"), N_TEST)
+    n_test = None if get("n_test") is None else parse_value(get("n_test"), where("n_test"), N_TEST)
     return recipe.attach(EvalConfig(
         dataset=dataset,
         model=model,
@@ -174,6 +168,13 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
         default_attacks=where("attacks").endswith("(default)"),
         shards=parse_value(get("shards"), where("shards"), SHARDS),
     ))
+
+
+def default_eps(dataset: str, norm: str) -> tuple[float, ...]:
+    """The dataset's ε grid for ``norm`` (when ``--eps`` is not given)."""
+    from benchmark.data import dataset_instance
+
+    return tuple(dataset_instance(dataset).default_eps[norm])
 
 
 def merge_values(file_values: Mapping[str, Any], overrides: Mapping[str, Any], file_label: str

@@ -23,14 +23,21 @@ logger = logging.getLogger(__name__)
 MODEL_OPTIONS = {"weights": "--weights", "model_args": "--model-arg", "normalize": "--normalize", "trust": "--trust"}
 
 
-def parse_dataset(text: Any, where: str) -> PluginSpec:
-    """A dataset spec (``digits``, ``npz:data.npz,layout=nhwc``) → its checked ``PluginSpec``."""
+def parse_dataset(text: Any, where: str, *, unverified: bool = False) -> PluginSpec:
+    """A dataset spec (``digits``, ``npz:data.npz,layout=nhwc``) → its checked ``PluginSpec``. ``unverified``
+    (``--unverified-data``) sets the dataset's ``unverified`` option: files that fail their published checksums are
+    used anyway, and the rows say so (the dataset's name carries the option; the flag ``unverified_data``)."""
     from benchmark.config import make_spec
     from benchmark.data import split_spec
 
     name, params = split_spec(str(text))
     if not name:
         raise ConfigError(f"{where}: no dataset given")
+    if unverified:
+        spec = make_spec("dataset", name, params, where)
+        if "unverified" not in dict(spec.params):
+            raise ConfigError(f"--unverified-data: dataset {spec.name!r} has no published checksums to skip")
+        params = {**params, "unverified": "true"}
     return make_spec("dataset", name, params, where)
 
 

@@ -40,6 +40,8 @@ UNRELIABLE: dict[str, str] = {
 RANK_NEUTRAL: dict[str, str] = {
     "clean_mismatch": "the evaluated model differs from the one measured after training, but the attacks' worst "
                       "case on the evaluated model still holds",
+    "unverified_data": "the attacks' numbers hold for the files used; whether those are the canonical dataset is "
+                       "what the row cannot promise",
 }
 
 #: suite:aa-standard's attacks as they are labelled on a board, and what its rows must say.

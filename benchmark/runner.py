@@ -279,7 +279,7 @@ def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evalua
         train_cached=trained.cached, eval_seconds=evaluation.eval_seconds, device=job.device,
         batch_size=evaluation.batch_size, environment=environment(job.device), created_at=now(),
         data_fingerprint=job.data_fingerprint, survivors=job.survivors,
-        flags=tuple(verdicts(sweep, evaluation.probes)), probes=evaluation.probes,
+        flags=tuple(verdicts(sweep, evaluation.probes, data_source=job.data_source)), probes=evaluation.probes,
         probe_seconds=evaluation.probe_seconds, model_source=model_source(job), data_source=job.data_source,
         headline_eps=job_headline(job), recipe=None if job.recipe is None else job.recipe.as_dict(),
         early_stop_epoch=trained.info.early_stop_epoch,

@@ -45,6 +45,9 @@ LEGEND: dict[str, str] = {
     "probability_outputs": "the model returns probabilities (every output row in [0, 1] and summing to 1), not "
                            "logits: gradient attacks on a softmax output see vanishing gradients, so the robust "
                            "accuracy is likely an overestimate (AutoAttack's check); remove the final softmax",
+    "unverified_data": "the dataset's files did not match their published checksums, or none is published for them "
+                       "(used with --unverified-data): the numbers hold for these files, which may not be the "
+                       "canonical dataset",
     "clean_mismatch": "clean accuracy at ε = 0 differs from the model's accuracy measured right after training: the "
                       "evaluated model is not the trained one",
 }
@@ -80,8 +83,9 @@ def black_box_gap(sweep: SweepResult) -> tuple[float, float] | None:
     return only_black, lead
 
 
-def verdicts(sweep: SweepResult, probes: Probes) -> list[str]:
-    """The names of the flags that fire, in ``LEGEND`` order."""
+def verdicts(sweep: SweepResult, probes: Probes, *, data_source: str | None = None) -> list[str]:
+    """The names of the flags that fire, in ``LEGEND`` order (``data_source``: the dataset's ``source()``, which
+    says UNVERIFIED when its files did not verify)."""
     fired = set()
     if probes.recovered_share is not None and probes.recovered_share > MONOTONE_SHARE:
         fired.add("non_monotone")
@@ -103,6 +107,8 @@ def verdicts(sweep: SweepResult, probes: Probes) -> list[str]:
     gradient_attacks = any(not outcome.black_box for outcome in sweep.outcomes.values())
     if gradient_attacks and probes.probability_share is not None and probes.probability_share >= PROBABILITY_SHARE:
         fired.add("probability_outputs")  # only gradient attacks suffer from a softmax output
+    if data_source is not None and "UNVERIFIED" in data_source:
+        fired.add("unverified_data")
     if probes.trained_clean_accuracy is not None and abs(probes.trained_clean_accuracy - sweep.correct.mean()) > 0:
         fired.add("clean_mismatch")
     return [name for name in LEGEND if name in fired]

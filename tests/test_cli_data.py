@@ -76,3 +76,14 @@ def test_list_says_what_is_missing_and_how_to_fetch_it(tmp_path):
     listing = run("data", "list", "--data-dir", str(tmp_path)).output
     assert f"data directory: {tmp_path}" in listing
     assert "svhn           missing 2 of 2 files (bench data fetch svhn)" in listing
+
+
+def test_unverified_data_is_an_option_of_datasets_with_checksums_and_names_the_rows(mnist_files, tmp_path):
+    from benchmark.config import build_config
+
+    refused = subprocess.run([sys.executable, "-m", "benchmark", "evaluate", "--unverified-data", "--dry-run",
+                              "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert refused.stderr == "bench: error: --unverified-data: dataset 'digits' has no published checksums to skip\n"
+    config = build_config(None, {"dataset": "mnist", "unverified_data": True, "out": str(tmp_path / "out")})
+    assert config.dataset == "mnist:unverified=True"  # every row's dataset says it

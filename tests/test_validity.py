@@ -94,7 +94,8 @@ def test_discarded_attack_gets_no_per_attack_numbers():
 
 def test_every_flag_has_a_legend_entry_and_a_test():
     tested = {"non_monotone", "large_eps_not_chance", "gradient_masking", "pgd_not_converged", "randomized",
-              "clean_mismatch", "black_box_beats_white_box", "outside_ball", "near_chance", "probability_outputs"}
+              "clean_mismatch", "black_box_beats_white_box", "outside_ball", "near_chance", "probability_outputs",
+              "unverified_data"}
     assert set(LEGEND) == tested
 
 
@@ -170,3 +171,10 @@ def test_probability_outputs_fire_only_when_a_gradient_attack_ran():
         name: dataclasses.replace(outcome, black_box=True) for name, outcome in black_only.outcomes.items()})
     assert "probability_outputs" in verdicts(sweep(), probes)
     assert "probability_outputs" not in verdicts(black_only, probes)  # Square & co. need no gradients
+
+
+def test_rows_on_files_that_did_not_verify_are_flagged():
+    probes = Probes(chance=0.1)
+    assert "unverified_data" in verdicts(sweep(), probes, data_source="cifar10 UNVERIFIED: cifar-10-batches-bin/...")
+    assert "unverified_data" not in verdicts(sweep(), probes, data_source="cifar10 verified: cifar-10-batches-bin/")
+    assert "unverified_data" not in verdicts(sweep(), probes)
