@@ -50,14 +50,16 @@ def per_sample(out) -> list:
                  {n: run.distances for n, run in r.runs.items()}, r.probes) for r in store.records()]
 
 
+def sharded_run(out, shards, executor="inline"):
+    config = build_config(None, {"out": str(out), "dataset": "synthetic", "model": "mlp", "quick": True,
+                                 "defenses": "standard,pgd-at", "attacks": "fgsm,pgd,apgd-ce,cw-linf,noise",
+                                 "device": "cpu", "shards": str(shards)})
+    return run_config(config, executor=executor, threads=1, **({"workers": 2} if executor == "process" else {}))
+
+
 @pytest.mark.slow
 def test_three_shards_give_the_numbers_of_one(tmp_path):
-    def run(out, shards):
-        config = build_config(None, {"out": str(out), "dataset": "synthetic", "model": "mlp", "quick": True,
-                                     "defenses": "standard,pgd-at", "attacks": "fgsm,pgd,apgd-ce,cw-linf,noise",
-                                     "device": "cpu", "shards": str(shards)})
-        return run_config(config, executor="inline", threads=1)
-
+    run = sharded_run
     whole = run(tmp_path / "one", 1)
     sharded = run(tmp_path / "three", 3)
     assert per_sample(tmp_path / "one") == per_sample(tmp_path / "three")
@@ -67,3 +69,10 @@ def test_three_shards_give_the_numbers_of_one(tmp_path):
     again = run(tmp_path / "three", 3)  # stored: nothing re-runs
     assert [row["provenance"]["job_hash"] for row in again.rows] == [row["provenance"]["job_hash"] for row in
                                                                      sharded.rows]
+
+
+@pytest.mark.slow
+def test_shards_on_worker_processes_give_the_numbers_of_one(tmp_path):
+    sharded_run(tmp_path / "one", 1)
+    sharded_run(tmp_path / "pool", 3, executor="process")
+    assert per_sample(tmp_path / "one") == per_sample(tmp_path / "pool")
