@@ -54,17 +54,32 @@ class DataBundle:
 
     def fingerprint(self) -> str:
         """A content hash of all four arrays: two bundles with the same fingerprint hold the same data."""
-        digest = hashlib.sha256()
-        for array in (self.x_train, self.y_train, self.x_test, self.y_test):
-            digest.update(str(array.shape).encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.hexdigest()[:16]
+        return arrays_sha256(self.x_train, self.y_train, self.x_test, self.y_test)[:16]
 
     def subset_test(self, n: int | None) -> DataBundle:
         """The same bundle with only the first ``n`` test samples (all when ``n`` is None)."""
         if n is None or n >= len(self.x_test):
             return self
         return DataBundle(self.name, self.x_train, self.y_train, self.x_test[:n], self.y_test[:n], self.nb_classes)
+
+
+def arrays_sha256(*arrays: np.ndarray) -> str:
+    """SHA-256 (hex) over the arrays' shapes and bytes, in order."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def unit_float(x: np.ndarray) -> np.ndarray:
+    """Inputs as float32 in [0, 1]: uint8 pixels divided by 255, floats cast; any other dtype unchanged (for
+    ``check_split`` to refuse by name)."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255)
+    if np.issubdtype(x.dtype, np.floating):
+        return x.astype(np.float32, copy=False)
+    return x
 
 
 def check_split(x: Any, y: Any, x_name: str, y_name: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from benchmark import DATASETS
-from benchmark.api import DataBundle, check_labels, check_split
+from benchmark.api import DataBundle, check_labels, check_split, unit_float
 from benchmark.constraints import Constrained, Interval, Options, Text
 from benchmark.errors import DataError
 
@@ -157,12 +157,10 @@ def _bundle(name: str, splits: dict[str, tuple[np.ndarray, np.ndarray]], classes
 
 
 def _unit_float(x: np.ndarray, key: str) -> np.ndarray:
-    """``x`` as float32: uint8 divided by 255, floats cast (their range is ``check_split``'s to check)."""
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / np.float32(255)
-    if np.issubdtype(x.dtype, np.floating):
-        return x.astype(np.float32, copy=False)
-    raise DataError(f"{key} is {x.dtype}; give uint8 (0–255) or floats in [0, 1]")
+    """``x`` as float32 (``benchmark.api.unit_float``); another dtype is refused naming ``key``."""
+    if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
+        raise DataError(f"{key} is {x.dtype}; give uint8 (0–255) or floats in [0, 1]")
+    return unit_float(x)
 
 
 def _int64(y: np.ndarray) -> np.ndarray:
