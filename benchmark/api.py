@@ -57,16 +57,9 @@ class DataBundle:
         return len(self.x_train) > 0
 
     def fingerprint(self) -> str:
-        """A content hash of all four arrays as stored: two bundles with the same fingerprint hold the same data. Inputs
-        not stored as float32 add their dtype, so uint8 images hash apart from their float32 equivalent (and float32
-        bundles keep the fingerprints they had before uint8 was accepted)."""
-        digest = hashlib.sha256()
-        for array, is_input in ((self.x_train, True), (self.y_train, False), (self.x_test, True), (self.y_test, False)):
-            digest.update(str(array.shape).encode())
-            if is_input and array.dtype != np.float32:
-                digest.update(array.dtype.str.encode())
-            digest.update(np.ascontiguousarray(array).data)  # the buffer itself: no copy of the bytes
-        return digest.hexdigest()[:16]
+        """A content hash of all four arrays as stored: two bundles with the same fingerprint hold the same data (uint8
+        images hash apart from their float32 equivalent; see ``arrays_sha256``)."""
+        return arrays_sha256(self.x_train, self.y_train, self.x_test, self.y_test)[:16]
 
     def batch(self, split: str, index: slice | np.ndarray) -> np.ndarray:
         """The inputs ``index`` (a slice or an integer array) selects from ``split`` ("train" or "test"), as float32
@@ -86,10 +79,26 @@ class DataBundle:
         return DataBundle(self.name, self.x_train, self.y_train, self.x_test[:n], self.y_test[:n], self.nb_classes)
 
 
+def arrays_sha256(*arrays: np.ndarray) -> str:
+    """SHA-256 (hex) over the arrays' shapes and bytes, in order. An array that is neither float32 nor int64 (the
+    dtypes every array had before uint8 images were kept as they are) adds its dtype, so the same values in another
+    dtype hash apart while float32/int64 hashes stay as they were."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(str(array.shape).encode())
+        if array.dtype not in (np.float32, np.int64):
+            digest.update(array.dtype.str.encode())
+        digest.update(np.ascontiguousarray(array).data)  # the buffer itself: no copy of the bytes
+    return digest.hexdigest()
+
+
 def unit_float(x: np.ndarray) -> np.ndarray:
-    """Inputs as float32 in [0, 1]: uint8 pixels divided by 255 (a new array), float32 returned as it is."""
+    """Inputs as float32 in [0, 1]: uint8 pixels divided by 255, floats cast; any other dtype unchanged (for
+    ``check_split`` to refuse by name)."""
     if x.dtype == np.uint8:
         return x.astype(np.float32) / np.float32(255)
+    if np.issubdtype(x.dtype, np.floating):
+        return x.astype(np.float32, copy=False)
     return x
 
 

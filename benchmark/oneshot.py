@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.api import DataBundle, check_labels, check_split
+from benchmark.api import DataBundle, arrays_sha256, check_labels, check_split, unit_float
 from benchmark.datafiles import NpzData  # the ε grids of data from a file: those of the one call's arrays
 from benchmark.errors import ConfigError, DataError
 from benchmark.preflight import check_attack_inputs, fitting_attacks
@@ -159,11 +159,8 @@ def evaluate(model: Any, x_test: Any, y_test: Any, *, attacks: str | Sequence[st
 
 
 def test_arrays(x_test: Any, y_test: Any, n: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``n`` samples as inputs (uint8 pixels kept as they are, other floats cast to float32) and int64
-    labels, checked."""
-    x, y = np.asarray(x_test), np.asarray(y_test)
-    if np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float32, copy=False)
+    """The first ``n`` samples as float32 inputs in [0, 1] (uint8 is divided by 255) and int64 labels, checked."""
+    x, y = unit_float(np.asarray(x_test)), np.asarray(y_test)
     check_split(x, y, "x_test", "y_test")
     if n is not None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -277,15 +274,7 @@ def make_job(data: DataBundle, label: str, digest: str, model_file: Any, name: s
                n_test=len(data.x_test), data_fingerprint=data.fingerprint(), versions=library_versions(),
                survivors=survivors, model_file=model_file, model_digest=digest,
                headline_eps=nearest_eps(grid, NpzData.headline_eps[norm]),
-               data_source=f"arrays sha256:{array_digest(data)}")
-
-
-def array_digest(data: DataBundle) -> str:
-    digest = hashlib.sha256()
-    for array in (data.x_test, data.y_test):
-        digest.update(str(array.shape).encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
+               data_source=f"arrays sha256:{arrays_sha256(data.x_test, data.y_test)}")
 
 
 def run_one(job, data: DataBundle, network: Any) -> Record:
