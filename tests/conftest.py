@@ -13,15 +13,24 @@ torch.set_num_threads(1)  # two cores, and pytest may share them: never oversubs
 pytest_plugins = ["pytester"]
 
 BENCHMARKS = Path(__file__).parent / "benchmarks"
+HEAVY_REASON = ("heavy: minutes on 2 CPU cores, so plain pytest (what CI runs) skips it to keep the suite under 10 "
+                "minutes; run it with pytest --heavy")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--heavy", action="store_true", help="also run the tests marked heavy (minutes each on a CPU)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own hook applies ``-m``, so ``-m "not slow"`` sees the marks added
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Fast tests run (and report) first, then those marked ``slow``, then the benchmarks, each group in collection
-    order. Every benchmark counts as ``slow``: ``pytest -m "not slow"`` is the quick check."""
+    order. Every benchmark counts as ``slow``: ``pytest -m "not slow"`` is the quick check. A ``heavy`` test is slow
+    too, and skipped (saying why) unless ``--heavy`` is given."""
     for item in items:
-        if BENCHMARKS in item.path.parents:
+        if BENCHMARKS in item.path.parents or item.get_closest_marker("heavy"):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("heavy") and not config.getoption("--heavy"):
+            item.add_marker(pytest.mark.skip(reason=HEAVY_REASON))
     items.sort(key=lambda item: (BENCHMARKS in item.path.parents, item.get_closest_marker("slow") is not None))
 
 

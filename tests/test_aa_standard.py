@@ -132,7 +132,7 @@ def bench_evaluate(out, attack: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # 60 s on 2 cores: two trainings, then both suites at every ε on 100 samples
 def test_aa_standard_is_at_least_as_strong_as_the_default_suite_on_digits(tmp_path):
     """On digits (quick training, 100 test samples), for a standard and a PGD-AT model: the worst case of
     ``suite:aa-standard`` is at or below that of ``suite:default`` at every ε (the second run reuses the models)."""

@@ -57,12 +57,19 @@ def sharded_run(out, shards, executor="inline"):
     return run_config(config, executor=executor, threads=1, **({"workers": 2} if executor == "process" else {}))
 
 
+@pytest.fixture(scope="module")
+def unsharded(tmp_path_factory):
+    """The run in one piece, shared by both identity tests: (its leaderboard, its per-sample results)."""
+    out = tmp_path_factory.mktemp("one")
+    return sharded_run(out, 1), per_sample(out)
+
+
 @pytest.mark.slow
-def test_three_shards_give_the_numbers_of_one(tmp_path):
+def test_three_shards_give_the_numbers_of_one(tmp_path, unsharded):
     run = sharded_run
-    whole = run(tmp_path / "one", 1)
+    whole, whole_samples = unsharded
     sharded = run(tmp_path / "three", 3)
-    assert per_sample(tmp_path / "one") == per_sample(tmp_path / "three")
+    assert whole_samples == per_sample(tmp_path / "three")
     assert [row["robust_accuracy"] for row in whole.rows] == [row["robust_accuracy"] for row in sharded.rows]
     with sqlite3.connect(tmp_path / "three" / "bench.db") as db:
         assert db.execute("SELECT COUNT(*) FROM parts").fetchone()[0] == 0  # merged, then dropped
@@ -72,7 +79,6 @@ def test_three_shards_give_the_numbers_of_one(tmp_path):
 
 
 @pytest.mark.slow
-def test_shards_on_worker_processes_give_the_numbers_of_one(tmp_path):
-    sharded_run(tmp_path / "one", 1)
+def test_shards_on_worker_processes_give_the_numbers_of_one(tmp_path, unsharded):
     sharded_run(tmp_path / "pool", 3, executor="process")
-    assert per_sample(tmp_path / "one") == per_sample(tmp_path / "pool")
+    assert unsharded[1] == per_sample(tmp_path / "pool")

@@ -18,7 +18,7 @@ from benchmark.errors import DataError
 from benchmark.recipes import Recipe
 from benchmark.store import Store
 
-#: ``load_dataset("digits").fingerprint()`` on /work/main's HEAD (ed65e01), before bundles could hold uint8.
+#: ``load_dataset("digits").fingerprint()`` on main at ed65e01, before bundles could hold uint8.
 MAIN_DIGITS_FINGERPRINT = "b7291dfff74c9fc4"
 
 
