@@ -54,7 +54,7 @@ def sharded_run(out, shards, executor="inline"):
     config = build_config(None, {"out": str(out), "dataset": "synthetic", "model": "mlp", "quick": True,
                                  "defenses": "standard,pgd-at", "attacks": "fgsm,pgd,apgd-ce,cw-linf,noise",
                                  "device": "cpu", "shards": str(shards)})
-    return run_config(config, executor=executor, threads=1, **({"workers": 2} if executor == "process" else {}))
+    return run_config(config, executor=executor, threads=1, **({"workers": 2} if executor != "inline" else {}))
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +82,11 @@ def test_three_shards_give_the_numbers_of_one(tmp_path, unsharded):
 def test_shards_on_worker_processes_give_the_numbers_of_one(tmp_path, unsharded):
     sharded_run(tmp_path / "pool", 3, executor="process")
     assert unsharded[1] == per_sample(tmp_path / "pool")
+
+
+@pytest.mark.slow
+def test_shards_on_a_local_ray_cluster_give_the_numbers_of_one(tmp_path, unsharded):
+    """Each shard is a Ray task of its own (one per GPU on a cluster); the parts merge into the one record."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'defense-bench[ray]')")
+    sharded_run(tmp_path / "ray", 3, executor="ray")
+    assert unsharded[1] == per_sample(tmp_path / "ray")
