@@ -47,7 +47,7 @@ SKIP = {
     ("README.md", "", "digits · L∞ · worst case"): "output of the 27 s default run; "
                                                     "tests/e2e/test_cli.py::test_default_run_ranks_pgd_at_far_ahead "
                                                     "runs that command",
-    ("README.md", "bash", "pytest                   # everything"): "runs this test suite itself",
+    ("README.md", "bash", "pytest                   # what CI runs"): "runs this test suite itself",
     ("README.md", "bash", "pytest tests/benchmarks"): "the benchmarks: minutes, measured in their own run",
     ("leaderboards/README.md", "", "{"): "an annotated schema, not JSON",
     ("README.md", "bash", "bench data fetch cifar10"): "downloads CIFAR-10 and needs a GPU; tests/e2e/test_papers.py "
