@@ -15,6 +15,7 @@ DEFENSES: Registry[Any] = Registry("defense", group="bench.defenses", builtins="
 ATTACKS: Registry[Any] = Registry("attack", group="bench.attacks", builtins="attacks")
 DATASETS: Registry[Any] = Registry("dataset", group="bench.datasets", builtins="benchmark.data")
 MODELS: Registry[Any] = Registry("model", group="bench.models", builtins="benchmark.models")
+PRIVACY: Registry[Any] = Registry("privacy attack", group="bench.privacy", builtins="attacks.privacy")
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -40,4 +41,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ATTACKS", "DATASETS", "DEFENSES", "MODELS", "Registry", "Result", "__version__", "evaluate", "load_model"]
+__all__ = ["ATTACKS", "DATASETS", "DEFENSES", "MODELS", "PRIVACY", "Registry", "Result", "__version__", "evaluate", "load_model"]

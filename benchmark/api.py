@@ -186,6 +186,50 @@ class Attack(Protocol):
              batch_size: int) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class MembershipData:
+    """The samples a membership attack sees, float32 in [0, 1] with int64 labels: members (trained on) and
+    non-members (never trained on), each halved into an attack-train half (``train_in``/``train_out``: for attacks
+    that fit an attack model or calibrate a threshold) and the evaluation half every attack is scored on
+    (``eval_in``/``eval_out``). Built by ``benchmark.membership.membership_split``."""
+
+    x_train_in: np.ndarray
+    y_train_in: np.ndarray
+    x_train_out: np.ndarray
+    y_train_out: np.ndarray
+    x_eval_in: np.ndarray
+    y_eval_in: np.ndarray
+    x_eval_out: np.ndarray
+    y_eval_out: np.ndarray
+
+
+class MembershipAttack(Protocol):
+    """A membership-inference attack (registry ``benchmark.PRIVACY``, ``kind = "membership"``).
+
+    ``scores`` returns one membership score per evaluation sample, members first array, non-members second (higher:
+    more likely a member); the harness turns them into AUC, advantage and TPR at low FPR. Tags: ``labels_only``
+    (needs only predicted labels, so any model takes it), ``needs_grad``.
+    """
+
+    kind: ClassVar[str]
+    labels_only: ClassVar[bool]
+    needs_grad: ClassVar[bool]
+
+    def scores(self, estimator: Any, data: MembershipData, *, seed: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class InversionAttack(Protocol):
+    """A reconstruction attack on federated client updates (registry ``benchmark.PRIVACY``, ``kind = "inversion"``):
+    an honest-but-curious server that knows the global model and the clients' protocol reconstructs a client's
+    training images from the update the client sends. ``release(update, rng)`` is the defense's
+    ``released_update``: what actually leaves the client (FedAvg: the update itself; DP-FedAvg: clipped and noised).
+    Returns a ``benchmark.privacy.InversionOutcome``."""
+
+    kind: ClassVar[str]
+
+    def run(self, model: torch.nn.Module, data: DataBundle, release: Any, *, seed: int, device: str) -> Any: ...
+
+
 def memoized(estimator: Any) -> AbstractContextManager:
     """A block in which the harness's estimator answers repeated predictions of the same input from memory (see
     ``benchmark.estimator.Classifier.memoized``); a no-op for any other estimator."""

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmark.privacy import DPGuarantee, PrivacyResult
 from benchmark.validity import Probes
 
 RECORD_VERSION = 2
@@ -139,6 +140,8 @@ class Record:
     headline_eps: float | None = None  # the ε leaderboards sort by (None in older records: the dataset's)
     recipe: dict[str, Any] | None = None  # how the model was trained (``benchmark.recipes``; None: no recipe)
     early_stop_epoch: int | None = None  # the epoch whose weights early stopping kept (None: no early stop)
+    privacy: PrivacyResult | None = None  # the privacy attacks on the trained model (None: none asked for)
+    dp: DPGuarantee | None = None  # a differentially private defense's guarantee (None: not a DP defense)
 
     @property
     def board_key(self) -> tuple[str, str, tuple[float, ...], str]:
@@ -163,6 +166,8 @@ class Record:
             "environment": Environment.from_json,
             "probes": lambda probes: _build(Probes, probes, {}),
             "model_source": lambda source: None if source is None else ModelSource.from_json(source),
+            "privacy": lambda result: None if result is None else PrivacyResult.from_json(result),
+            "dp": lambda guarantee: None if guarantee is None else DPGuarantee.from_json(guarantee),
         }
         return _build(cls, data, convert)
 

@@ -201,6 +201,11 @@ class Federated(Constrained):
         model.eval()
         return model
 
+    def released_update(self, update: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """What a client sends the server for its honest ``update`` (new weights − global weights): the update
+        itself. A private variant clips and noises it here; gradient inversion attacks what this returns."""
+        return update
+
     def proximal(self, local_loss, model):
         """FedProx: the local objective plus (μ/2)·‖w − w_global‖², w_global frozen at the start of the round."""
         anchor = [p.detach().clone() for p in model.parameters()]
