@@ -51,6 +51,20 @@ class ArrayClassifier(Memoizing, ClassGradientsMixin, LossGradientsMixin, BlackB
                    for first in range(0, len(x), batch_size)]
         return np.concatenate(outputs) if outputs else np.zeros((0, self.nb_classes), dtype=np.float32)
 
+    def compute_loss(self, x: np.ndarray, y: np.ndarray, reduction: str = "none", **kwargs) -> np.ndarray:
+        """Cross-entropy of the outputs for ``x`` (logits through a softmax, probabilities as they are) against
+        labels ``y`` (one-hot or integers), per sample: what ART's ``PyTorchClassifier`` gives and ART's membership
+        attack asks for (``input_type="loss"``). Only ``reduction="none"``."""
+        from scipy.special import log_softmax
+
+        if reduction != "none":
+            raise ValueError(f"reduction must be 'none', got {reduction!r}")
+        outputs = self.predict(x).astype(np.float64)
+        log_probs = log_softmax(outputs, axis=1) if self.array_model.outputs == "logits" else np.log(outputs + 1e-12)
+        labels = np.asarray(y)
+        labels = labels.argmax(axis=1) if labels.ndim == 2 else labels.astype(np.int64)
+        return (-log_probs[np.arange(len(labels)), labels]).astype(np.float32)
+
     def _gradients(self) -> Any:
         estimator = self.array_model.art_estimator
         if estimator is None:
