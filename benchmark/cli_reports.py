@@ -161,6 +161,7 @@ def compare(a: str, b: str, store_path: str, dataset: str | None, norm: str | No
 
 def read_baseline(path: str) -> dict[str, Any]:
     from benchmark.leaderboard import LEADERBOARD_SCHEMA_VERSION
+    from benchmark.leaderboard_privacy import privacy_of
 
     try:
         baseline = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -180,14 +181,21 @@ def read_baseline(path: str) -> dict[str, Any]:
         if problem:
             raise ConfigError(f"--baseline: {path} is malformed: {field_name(field)} is {value!r}; expected "
                               f"{problem}")
+    for index, row in enumerate(baseline["rows"] if isinstance(baseline["rows"], list) else []):
+        try:
+            privacy_of(row if isinstance(row, dict) else {})
+        except ValueError as exc:
+            raise ConfigError(f"--baseline: {path} is malformed: rows[{index}].privacy: {exc}") from None
     return baseline
 
 
-#: Baseline fields holding fractions in [0, 1] (a key anywhere on the number's path), and fields that are ≥ 0
-#: (by name, or by the suffix of the name).
+#: Baseline fields holding fractions in [0, 1] (a key anywhere on the number's path), fields that are ≥ 0 (by name,
+#: or by the suffix of the name), and fields that may be +∞ (a minimal-norm attack's median distance when it broke
+#: under half its samples; the PSNR of a perfect reconstruction).
 FRACTIONS = frozenset({"clean_accuracy", "robust_accuracy", "per_attack", "clean_ci", "robust_ci"})
 NON_NEGATIVE = frozenset({"eps", "headline_eps", "seed", "seeds", "n_test", "batch_size"})
 NON_NEGATIVE_SUFFIXES = ("_seconds", "_grad_evals", "_queries", "_sample_runs")
+MAY_BE_INFINITE = frozenset({"median_distance", "psnr", "psnr_values"})
 
 
 def numbers(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, float]]:
@@ -206,7 +214,7 @@ def number_problem(path: tuple, value: float, n_eps: int) -> str | None:
     """What a baseline number at ``path`` should be, if it is not (None when it is fine)."""
     keys = {key for key in path if isinstance(key, str)}
     if not math.isfinite(value):  # a minimal-norm attack that broke under half its samples has an infinite median
-        return None if value == math.inf and "median_distance" in keys else "a finite number"
+        return None if value == math.inf and keys & MAY_BE_INFINITE else "a finite number"
     if keys & FRACTIONS and not 0 <= value <= 1:
         return "a fraction in [0, 1]"
     if "worst_broken_at" in keys and not (float(value).is_integer() and 0 <= value <= n_eps):
@@ -232,7 +240,8 @@ def field_name(path: tuple) -> str:
 @click.command()
 @click.option("--baseline", "baseline_path", required=True, help="A leaderboard.json to hold the results to.")
 @click.option("--tolerance", type=float, default=0.02, show_default=True,
-              help="Largest accepted drop of any accuracy (fraction, 0.02 = 2 points).")
+              help="Largest accepted drop of any accuracy, and rise of the membership-inference advantage "
+                   "(fraction, 0.02 = 2 points).")
 @click.option("--out", "out_dir", default="bench-results", show_default=True,
               help="Results directory; cached models and results there are reused.")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
@@ -243,8 +252,9 @@ def field_name(path: tuple) -> str:
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
 def check(baseline_path: str, tolerance: float, out_dir: str, device: str, model: str | None,
           time_limit_s: float | None, dry_run: bool, verbose: bool) -> None:
-    """Re-evaluate a baseline's configuration and fail (exit 1) on a regression beyond the tolerance or a
-    significant paired drop; exit 2 if the baseline is missing, malformed or cannot be reproduced."""
+    """Re-evaluate a baseline's configuration and fail (exit 1) on a regression beyond the tolerance (an accuracy
+    drop, or a rise of the membership-inference advantage) or a significant paired drop; exit 2 if the baseline is
+    missing, malformed or cannot be reproduced."""
     from benchmark.compare import check_rows
 
     setup_logging(verbose)
@@ -271,7 +281,7 @@ def check(baseline_path: str, tolerance: float, out_dir: str, device: str, model
     print_diff(lines, sides=("baseline", "now"), show_status=True)
     failed = [line for line in lines if line.status != "ok"]
     if failed:
-        worst = min(failed, key=lambda line: line.delta)
+        worst = max(failed, key=lambda line: line.loss)
         click.echo(f"FAIL: {len(failed)} regression(s) against {baseline_path} (tolerance {100 * tolerance:.1f} "
                    f"points); worst: {worst.label}, {worst.metric}, {100 * worst.delta:+.1f} points")
         sys.exit(1)

@@ -1,5 +1,5 @@
-"""Paired comparisons of leaderboard rows: per-ε differences with McNemar's test on the per-sample results, and the
-regression verdict of ``bench check``."""
+"""Paired comparisons of leaderboard rows: per-ε differences with McNemar's test on the per-sample results, the
+membership-inference advantage where both rows have one, and the regression verdict of ``bench check``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.leaderboard_privacy import advantage_of
 from benchmark.record import eps_key
 from benchmark.stats import McNemar, mcnemar
 
@@ -19,11 +20,12 @@ SIGNIFICANCE = 0.05
 @dataclass(frozen=True)
 class DiffLine:
     label: str  # which row (defense, model, seed)
-    metric: str  # "clean" or "ε=0.1"
+    metric: str  # "clean", "ε=0.1" or "MIA adv."
     before: float
     after: float
     test: McNemar | None  # on the same samples, when both sides have per-sample results
     status: str = ""  # "ok", "regression", "significant drop" (bench check only)
+    higher_is_better: bool = True  # False for a privacy leak (the MIA advantage): there a rise is the regression
 
     @property
     def p_value(self) -> float | None:
@@ -37,6 +39,17 @@ class DiffLine:
     @property
     def delta(self) -> float:
         return self.after - self.before
+
+    @property
+    def loss(self) -> float:
+        """How much worse ``after`` is than ``before`` (negative: better)."""
+        return -self.delta if self.higher_is_better else self.delta
+
+    def worse_beyond(self, tolerance: float) -> bool:
+        """An accuracy fell, or a leak rose, by more than ``tolerance``."""
+        if self.higher_is_better:
+            return self.after < self.before - tolerance
+        return self.after > self.before + tolerance
 
 
 def correct_at(row: dict[str, Any], k: int) -> np.ndarray | None:
@@ -71,7 +84,17 @@ def diff(pairs: list[tuple[dict[str, Any], dict[str, Any]]], eps: list[float], l
         before = float(np.mean([accuracy_at(a, eps, k) for a, _ in pairs]))
         after = float(np.mean([accuracy_at(b, eps, k) for _, b in pairs]))
         lines.append(DiffLine(label, metric, before, after, pooled_test(pairs, k)))
-    return lines
+    return lines + advantage_lines(pairs, label)
+
+
+def advantage_lines(pairs: list[tuple[dict[str, Any], dict[str, Any]]], label: str) -> list[DiffLine]:
+    """The membership advantage (worst case over the attacks), mean over the paired rows before and after, when every
+    row of both sides has one (no line otherwise); lower is better, and there is no paired test."""
+    values = [(advantage_of(a), advantage_of(b)) for a, b in pairs]
+    if not values or any(None in pair for pair in values):
+        return []
+    before, after = (float(np.mean(side)) for side in zip(*values, strict=True))
+    return [DiffLine(label, "MIA adv.", before, after, None, higher_is_better=False)]
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, str, int]:
@@ -80,17 +103,20 @@ def row_key(row: dict[str, Any]) -> tuple[str, str, int]:
 
 def check_rows(baseline: list[dict[str, Any]], fresh: list[dict[str, Any]], eps: list[float],
                tolerance: float) -> list[DiffLine]:
-    """Every baseline row against the fresh row of the same (defense, model, seed): a regression is a drop beyond
-    ``tolerance``, or a drop McNemar finds significant on the same samples."""
+    """Every baseline row against the fresh row of the same (defense, model, seed): a regression is an accuracy drop
+    or a rise of the membership advantage beyond ``tolerance``, or a drop McNemar finds significant on the same
+    samples. A baseline row with an advantage needs one in the fresh row."""
     by_key = {row_key(row): row for row in fresh}
     lines = []
     for base in baseline:
         new = by_key.get(row_key(base))
         if new is None:
             raise KeyError(f"the fresh run has no row for {row_key(base)}")
+        if advantage_of(base) is not None and advantage_of(new) is None:
+            raise KeyError(f"the fresh run has no membership-inference advantage for {row_key(base)}, the baseline has")
         label = f"{base['defense']} · {base['model']} · seed {base['seed']}"
         for line in diff([(base, new)], eps, label):
-            if line.after < line.before - tolerance:
+            if line.worse_beyond(tolerance):
                 status = "regression"
             elif line.significant_drop:
                 status = "significant drop"

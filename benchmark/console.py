@@ -282,6 +282,7 @@ def print_plan(config, *, fresh: bool = False) -> None:
 
 def print_board(board) -> None:
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
     from rich.text import Text
 
@@ -297,7 +298,9 @@ def print_board(board) -> None:
             table.add_column(column, justify="left" if column in TEXT_COLUMNS else "right", no_wrap=True)
     for cells in body:
         table.add_row(*(Text(cell) for cell in cells))  # Text: no rich markup in user strings
-    console = Console(width=max(140, Console().width))
+    unbounded = Console(width=10_000)  # the table's natural width: numbers are never cut, the defense never folds away
+    natural = Measurement.get(unbounded, unbounded.options, table).maximum
+    console = Console(width=max(140, Console().width, natural))
     console.print(table)
     for line in legend_lines(board):
         console.print(f"  • {line}", highlight=False, markup=False)

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark import leaderboard_privacy, privacy_columns
+from benchmark.board_config import board_config
 from benchmark.errors import BenchError
 from benchmark.provenance import content_hash
 from benchmark.record import Record, eps_key
@@ -123,40 +125,6 @@ def build_leaderboard(records: Sequence[Record], *, headline_eps: float | None =
                        config, board_provenance(records, config), per_attack_kind(first.survivors))
 
 
-def board_config(records: Sequence[Record]) -> dict[str, Any]:
-    """Enough to re-run the evaluation of ``records`` (what ``bench check`` reads back from a baseline)."""
-    first = records[0]
-    return {
-        "dataset": first.dataset,
-        "model": sorted({r.model for r in records}),
-        "defenses": unique([{"name": r.defense_name, **r.defense_params} for r in records]),
-        "attacks": [{"name": name.split("(")[0], **params} for name, params in first.attacks.items()],
-        "eps": list(first.eps),
-        "norm": first.norm,
-        "seeds": sorted({r.seed for r in records}),
-        "quick": first.quick,
-        "n_test": first.n_test,
-        "survivors": first.survivors,
-        **model_options(records),
-    }
-
-
-def model_options(records: Sequence[Record]) -> dict[str, Any]:
-    """The config keys that rebuild the records' model from its file or class (``--weights``, ``--model-arg``,
-    ``--normalize``, ``--trust``) and the row label given with ``--name``; none for a registry architecture."""
-    first, options = records[0], {}
-    source = first.model_source
-    if source is not None:
-        options = {"weights": source.weights, "model_args": source.args, "trust": list(source.trust),
-                   "normalize": source.normalize}
-        options = {key: value for key, value in options.items() if value not in (None, {}, [])}
-    aliases = {r.defense for r in records
-               if r.defense != r.defense_name and not r.defense.startswith(f"{r.defense_name}(")}
-    if len(aliases) == 1:
-        options["name"] = aliases.pop()
-    return options
-
-
 def board_provenance(records: Sequence[Record], config: dict[str, Any]) -> dict[str, Any]:
     environment = records[-1].environment
     return {
@@ -185,15 +153,6 @@ def ranked(summary: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return [{"rank": index + 1 if index < trusted else None, **entry} for index, entry in enumerate(order)]
 
 
-def unique(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``items`` without repeats, in order (plugin tables: name plus every parameter, as config files write them)."""
-    kept: list[dict[str, Any]] = []
-    for item in items:
-        if item not in kept:
-            kept.append(item)
-    return kept
-
-
 def make_row(record: Record) -> dict[str, Any]:
     """The leaderboard row of one record (``leaderboards/README.md`` documents its JSON)."""
     n, runs = record.n_test, record.runs
@@ -211,9 +170,8 @@ def make_row(record: Record) -> dict[str, Any]:
         "attack_tags": {name: runs[name].tags for name in record.attacks if name in runs},
         "attack_errors": {name: run.error for name, run in runs.items() if run.error},
         "median_distance": {name: run.median_distance for name, run in runs.items() if run.distances is not None},
-        "flags": list(record.flags), "probes": dataclasses.asdict(record.probes),
-        "device": record.device, "batch_size": record.batch_size, "n_test": n, "quick": record.quick,
-        "train_cached": record.train_cached,
+        "flags": list(record.flags), "probes": dataclasses.asdict(record.probes), "device": record.device,
+        "batch_size": record.batch_size, "n_test": n, "quick": record.quick, "train_cached": record.train_cached,
         "clean_ci": wilson(round(record.clean_accuracy * n), n),
         "robust_ci": {k: wilson(round(v * n), n) for k, v in record.robust_accuracy.items()},
         "samples": {"worst_broken_at": worst_broken_at(record)},
@@ -222,7 +180,7 @@ def make_row(record: Record) -> dict[str, Any]:
                        "data_source": record.data_source,
                        "git_sha": record.environment.git_sha, "versions": record.environment.versions,
                        "created_at": record.created_at},
-    }
+    } | leaderboard_privacy.privacy_row(record)  # "privacy" only where the record has privacy results
 
 
 def worst_broken_at(record: Record) -> list[int] | None:
@@ -265,7 +223,7 @@ def summarise(rows: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> list[di
             "train_grad_evals": mean_sd([r["train_grad_evals"] or 0 for r in members])[0],
             "flags": sorted({f for r in members for f in r.get("flags") or []}),
             "n_test": members[0]["n_test"],
-        })
+        } | leaderboard_privacy.summary_privacy(members))
     return summary
 
 
@@ -286,7 +244,7 @@ def legend_lines(board: Leaderboard) -> list[str]:
         lines.append(AUTOATTACK_NOTE)
     if all(label in board.attacks for label in AA_STANDARD):
         lines.append(AA_STANDARD_NOTE)
-    return lines + close_calls(board)
+    return lines + privacy_columns.legend(board) + close_calls(board)
 
 
 def close_calls(board: Leaderboard) -> list[str]:
@@ -382,18 +340,19 @@ TEXT_COLUMNS = ("defense", "model", "device", "flags", "attack")
 
 
 def table_cells(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
-    """Header and body of the main table (one row per defense, in rank order; "—" for an unreliable row), shared by
-    the Markdown and terminal renderers."""
-    eps_columns = [e for e in board.eps if e > 0]
+    """Header and body of the main table (one row per defense, in rank order; "—" for an unreliable row; privacy
+    columns where the board has privacy results), shared by the Markdown and terminal renderers."""
+    eps_columns, (metrics, costs) = [e for e in board.eps if e > 0], privacy_columns.main_columns(board)
     header = ["#", "defense", "model", "seeds", "clean %"]
     header += [f"ε={e:g} %" + (" ★" if e == board.headline_eps else "") for e in eps_columns]
-    header += ["train s", "eval s", "flags"]
+    header += [*(c.title for c in metrics), "train s", "eval s", *(c.title for c in costs), "flags"]
     body = []
     for entry in board.summary:
         cells = [rank_text(entry["rank"]), entry["defense"], entry["model"], seeds_text(entry["seeds"]),
                  stat_text(entry["clean_accuracy"])]
         cells += [stat_text(entry["robust_accuracy"][eps_key(e)]) for e in eps_columns]
+        cells += [c.text(entry) for c in metrics]  # privacy columns, where the board has any
         cells += [seconds_text(entry["train_seconds"]), f"{entry['eval_seconds']:.1f}",
-                  ", ".join(entry["flags"]) or "–"]
+                  *(c.text(entry) for c in costs), ", ".join(entry["flags"]) or "–"]
         body.append(cells)
     return header, body

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from html import escape
 
+from benchmark import privacy_columns
 from benchmark.leaderboard import (
     Leaderboard,
     attack_columns,
@@ -69,10 +70,10 @@ def flags_html(flags: list[str]) -> str:
 def board_table(board: Leaderboard) -> str:
     """The sortable main table, in rank order: "#" holds the rank ("—" for an unreliable row, which sorts after
     every ranked one)."""
-    eps_columns = [e for e in board.eps if e > 0]
+    eps_columns, (metrics, costs) = [e for e in board.eps if e > 0], privacy_columns.main_columns(board)
     headers = ["#", "defense", "model", "seeds", "clean %",
-               *[f"ε={e:g} %" + (" ★" if e == board.headline_eps else "") for e in eps_columns], "train s", "eval s",
-               "flags"]
+               *[f"ε={e:g} %" + (" ★" if e == board.headline_eps else "") for e in eps_columns],
+               *[c.title for c in metrics], "train s", "eval s", *[c.title for c in costs], "flags"]
     text_columns = {"defense", "model", "seeds", "flags"}
     head = "".join(f'<th class="text">{escape(h)}</th>' if h in text_columns else f"<th>{escape(h)}</th>"
                    for h in headers)
@@ -86,12 +87,32 @@ def board_table(board: Leaderboard) -> str:
         for e in eps_columns:
             stat = entry["robust_accuracy"][eps_key(e)]
             cells.append(cell(stat_text(stat), stat["mean"]))
+        cells += [privacy_cell(column, entry) for column in metrics]
         cells += [cell(seconds_text(entry["train_seconds"]), entry["train_seconds"] or 0),
                   cell(f"{entry['eval_seconds']:.1f}", entry["eval_seconds"]),
+                  *[privacy_cell(column, entry) for column in costs],
                   f'<td class="text" data-value="{len(entry["flags"])}">{flags_html(entry["flags"])}</td>']
         css = "" if entry["rank"] is not None else ' class="unreliable"'
         rows.append(f"<tr{css}>" + "".join(cells) + "</tr>")
     return f'<table id="board"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def privacy_cell(column: privacy_columns.Column, entry: dict) -> str:
+    """A privacy cell of the board: sorts by its number; a row without one sorts before every number."""
+    value = column.value(entry)
+    return cell(column.text(entry), "" if value is None else value)
+
+
+def privacy_table(board: Leaderboard) -> str:
+    """The per-seed privacy table, or nothing without privacy results."""
+    header, body = privacy_columns.detail_cells(board)
+    if not body:
+        return ""
+    head = "".join(f'<th class="text">{escape(h)}</th>' if h == "defense" else f"<th>{escape(h)}</th>" for h in header)
+    rows = ["<tr>" + "".join(cell(text, text, numeric=index > 0) for index, text in enumerate(cells)) + "</tr>"
+            for cells in body]
+    return (f'\n<h2>Privacy per seed</h2>\n<table id="privacy"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
 
 
 def detail_table(board: Leaderboard) -> str:
@@ -151,7 +172,7 @@ make its robust accuracy untrustworthy is ranked — and listed after every rank
 <div class="plots">{plots}</div>
 <h2>Per seed at ε = {escape(board.headline_key)}</h2>
 <p>{escape(per_attack_note(board))}</p>
-{detail_table(board)}
+{detail_table(board)}{privacy_table(board)}
 <h2>Attack cost</h2>
 {cost_table(board)}
 <footer id="provenance">{footer}</footer>

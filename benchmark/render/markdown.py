@@ -3,6 +3,7 @@ the cost of each attack."""
 
 from __future__ import annotations
 
+from benchmark import privacy_columns
 from benchmark.leaderboard import (
     TEXT_COLUMNS,
     Leaderboard,
@@ -62,6 +63,9 @@ def render(board: Leaderboard) -> str:
         body.append(cells)
     lines += ["", f"## Per seed and per attack at ε = {key} (%)", "", per_attack_note(board), "",
               *table(header, body)]
+    privacy_header, privacy_body = privacy_columns.detail_cells(board)
+    if privacy_body:
+        lines += ["", "## Privacy per seed", "", *table(privacy_header, privacy_body)]
     lines += ["", "## Attack cost", "",
               *table(["attack", "seconds per row", "gradients per sample", "queries per sample"], attack_costs(board))]
     quick = any(row["quick"] for row in board.rows)
