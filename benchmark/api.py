@@ -78,6 +78,12 @@ class DataBundle:
             return self
         return DataBundle(self.name, self.x_train, self.y_train, self.x_test[:n], self.y_test[:n], self.nb_classes)
 
+    def subset_train(self, n: int | None) -> DataBundle:
+        """The same bundle with only the first ``n`` training samples (all when ``n`` is None): ``--n-train``."""
+        if n is None or n >= len(self.x_train):
+            return self
+        return DataBundle(self.name, self.x_train[:n], self.y_train[:n], self.x_test, self.y_test, self.nb_classes)
+
 
 def arrays_sha256(*arrays: np.ndarray) -> str:
     """SHA-256 (hex) over the arrays' shapes and bytes, in order. An array that is neither float32 nor int64 (the

@@ -16,7 +16,7 @@ import click
 from benchmark import cli_data, cli_reports
 from benchmark.console import OneLineErrors, dry_run_option, print_board, run_or_plan, setup_logging, time_limit_option
 
-KINDS = ("defenses", "attacks", "datasets", "models")
+KINDS = ("defenses", "attacks", "privacy", "datasets", "models")
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,10 +34,10 @@ def main(verbose: bool) -> None:
 @main.command("list")
 @click.argument("kind", required=False, type=click.Choice(KINDS))
 def list_command(kind: str | None) -> None:
-    """List registered defenses, attacks, datasets and models, with their parameters."""
+    """List registered defenses, attacks, privacy attacks, datasets and models, with their parameters."""
     import benchmark
 
-    registries = {"defenses": benchmark.DEFENSES, "attacks": benchmark.ATTACKS,
+    registries = {"defenses": benchmark.DEFENSES, "attacks": benchmark.ATTACKS, "privacy": benchmark.PRIVACY,
                   "datasets": benchmark.DATASETS, "models": benchmark.MODELS}
     for name in [kind] if kind else KINDS:
         registry = registries[name]
@@ -93,6 +93,12 @@ def describe_params(plugin: Any) -> str:
 @click.option("--out", help="Output directory: results store, checkpoints, leaderboards (default: ./bench-results).")
 @click.option("--quick", is_flag=True, default=None, help="Smoke run: 1/8 of the epochs and 100 test samples.")
 @click.option("--n-test", "n_test", help="Evaluate on the first N test samples only.")
+@click.option("--n-train", "n_train", help="Train on the first N training samples only; the rest are a holdout of "
+                                           "non-members for membership inference.")
+@click.option("--privacy", help="Comma list of privacy attacks run on each trained model: mia-rule, mia-blackbox, "
+                                "mia-label (membership inference), gradient-inversion (federated defenses).")
+@click.option("--mia-samples", "mia_samples", help="Members and non-members per side of the membership split "
+                                                   "(default: up to 500).")
 @click.option("--survivors", help="shared: at each ε an attack gets only the samples no attack has broken yet "
                                    "(fastest; per-attack numbers are cumulative); per-attack: each attack on the "
                                    "samples it left robust itself (standalone per-attack numbers) (default: shared).")

@@ -61,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
     "recipe": None,  # training recipe fields over the dataset's paper setting (benchmark.recipes)
     "shards": 1,  # pieces of each job's test samples, run as separate tasks (benchmark/shards.py)
     "unverified_data": False,  # use dataset files that fail their published checksums (rows are flagged)
+    "privacy": None,  # privacy attacks (benchmark.PRIVACY) run on each trained model (benchmark/privacy_inputs.py)
+    "mia_samples": None,  # members and non-members per side of the membership split (default: up to 500)
+    "n_train": None,  # train on the first N training samples only; the rest are non-members never trained on
 }
 DEFAULT_DEFENSES = {False: "standard,pgd-at", True: "pretrained"}  # by: is the model a trained one from a file
 #: How each key is spelled on the command line, for error messages.
@@ -90,6 +93,9 @@ class EvalConfig:
     default_attacks: bool = False  # the attacks are the default suite's (preflight drops what the data cannot take)
     recipes: tuple[Any, ...] = ()  # per defense, in order: its ``benchmark.recipes.Recipe`` (None: it takes none)
     shards: int = 1  # pieces of each job's test samples, run as separate tasks (benchmark/shards.py)
+    privacy: tuple[PluginSpec, ...] = ()  # privacy attacks run on each trained model (benchmark.PRIVACY)
+    mia_samples: int | None = None  # members (and non-members) per side of the membership split (None: default)
+    n_train: int | None = None  # train on the first N training samples only (None: all)
 
     @property
     def headline_eps(self) -> float:
@@ -130,6 +136,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
     """Merge defaults < file values < overrides (unset overrides must be dropped by the caller) and validate;
     ``create_out=False`` (a dry run) checks that ``out`` could be created instead of creating it."""
     from benchmark.inputs import dataset_text, parse_attacks, parse_dataset, parse_defenses, parse_model_option
+    from benchmark.privacy_inputs import MIA_SAMPLES, N_TRAIN, parse_privacy
 
     values = merge_values(file_values or {}, overrides or {}, file_label)
 
@@ -150,7 +157,6 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
     attacks = parse_attacks(get("attacks"), where("attacks"), norm, model_file)
     eps = default_eps(dataset, norm) if get("eps") is None else parse_eps(get("eps"), where("eps"), norm)
     quick = parse_value(get("quick"), where("quick"), Boolean())
-    n_test = None if get("n_test") is None else parse_value(get("n_test"), where("n_test"), N_TEST)
     return recipe.attach(EvalConfig(
         dataset=dataset,
         model=model,
@@ -162,11 +168,14 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
         device=resolve_device(str(get("device")), where("device")),
         out=writable_dir(get("out"), where("out"), create=create_out),
         quick=quick,
-        n_test=n_test,
+        n_test=parse_optional(get("n_test"), where("n_test"), N_TEST),
         survivors=parse_choice(get("survivors"), where("survivors"), SURVIVORS),
         model_file=model_file,
         default_attacks=where("attacks").endswith("(default)"),
         shards=parse_value(get("shards"), where("shards"), SHARDS),
+        privacy=parse_privacy(get("privacy"), where("privacy"), defenses, model_file),
+        mia_samples=parse_optional(get("mia_samples"), where("mia_samples"), MIA_SAMPLES),
+        n_train=parse_optional(get("n_train"), where("n_train"), N_TRAIN),
     ))
 
 
@@ -225,6 +234,11 @@ def parse_value(value: Any, where: str, constraint: Constraint) -> Any:
         return check_value(constraint, value, parse=True)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def parse_optional(value: Any, where: str, constraint: Constraint) -> Any:
+    """``parse_value`` for an option that may be unset (None stays None)."""
+    return None if value is None else parse_value(value, where, constraint)
 
 
 def parse_seeds(value: Any, where: str) -> tuple[int, ...]:

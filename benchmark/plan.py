@@ -80,6 +80,9 @@ class Job:
     headline_eps: float | None = None  # the ε leaderboards sort by
     data_source: str | None = None  # the dataset's ``source()``, recorded with the result
     recipe: Recipe | None = None  # how the defense trains (``benchmark.recipes``; None: it takes no recipe)
+    n_train: int | None = None  # trains on the first n training samples only (None: all)
+    privacy: tuple[PluginSpec, ...] = ()  # privacy attacks run on the trained model (benchmark.PRIVACY)
+    mia_samples: int | None = None  # members and non-members per side of the membership split (None: default)
     # how the job runs, not what it computes (never hashed): everything at once, or one stage of a sharded job
     stage: str = "all"  # "all", "train", "shard" (``benchmark.shards``)
     shard: int = 0
@@ -104,6 +107,8 @@ class Job:
                                        "trust": [] if source is None else list(source.trust)}
         if self.recipe is not None and not self.recipe.legacy:  # the loop as it was stays out: its hashes hold
             payload["recipe"] = self.recipe.as_dict()
+        if self.n_train is not None:  # absent when training on everything, so those hashes stay what they were
+            payload["n_train"] = self.n_train
         return payload
 
     @property
@@ -121,6 +126,9 @@ class Job:
             "sweep": SWEEP_VERSION,
             **({"label": self.defense.alias} if self.defense.alias else {}),  # --name: the row it makes
         }
+        if self.privacy:  # absent without privacy attacks, so those hashes stay what they were
+            scoring["privacy"] = {"attacks": [[spec.name, dict(spec.params)] for spec in self.privacy],
+                                  "mia_samples": self.mia_samples}
         return content_hash({"train": self.train_hash, **scoring})
 
 
@@ -153,6 +161,9 @@ def plan(config: EvalConfig, facts: DataFacts | None = None) -> list[Job]:
             headline_eps=config.headline_eps,
             data_source=facts.source,
             recipe=config.recipes[index] if config.recipes else None,
+            n_train=config.n_train,
+            privacy=config.privacy,
+            mia_samples=config.mia_samples,
         )
         for index, defense in enumerate(config.defenses)
         for seed in config.seeds

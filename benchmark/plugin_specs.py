@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark import ATTACKS, DATASETS, DEFENSES, MODELS
+from benchmark import ATTACKS, DATASETS, DEFENSES, MODELS, PRIVACY
 from benchmark.constraints import check_params, parameter_constraints
 from benchmark.errors import BenchError, ConfigError
 from benchmark.registry import Registry, close_names, did_you_mean, quoted_list
@@ -41,7 +41,8 @@ class PluginSpec:
         return REGISTRIES[self.kind].get(self.name)(**dict(self.params))
 
 
-REGISTRIES: dict[str, Registry] = {"defense": DEFENSES, "attack": ATTACKS, "dataset": DATASETS, "model": MODELS}
+REGISTRIES: dict[str, Registry] = {"defense": DEFENSES, "attack": ATTACKS, "dataset": DATASETS, "model": MODELS,
+                                   "privacy": PRIVACY}
 
 
 def lookup(registry: Registry, name: Any, where: str) -> str:

@@ -73,9 +73,12 @@ def preflight(config: Any) -> Any:
     from its file, or built) must run on the run's test data with its class count. Registry architectures on
     built-in datasets are built for them (and are not checked here, so a re-run plans without loading data), unless
     they declare the input shapes they take (``check_input_shape``).
-    Returns the config to run: the default suite without the attacks that the data's inputs cannot take."""
+    Returns the config to run: the default suite without the attacks that the data's inputs cannot take. The
+    privacy options are checked too (``benchmark.privacy_inputs.preflight_privacy``)."""
+    from benchmark.privacy_inputs import preflight_privacy
     from benchmark.runner import is_pretrained
 
+    preflight_privacy(config)
     if config.model_file is None:
         check_input_shape(config.model, config.dataset)
     if config.model_file is None and ":" not in config.dataset:  # a built-in dataset of images

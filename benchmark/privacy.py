@@ -25,13 +25,15 @@ def fpr_key(fpr: float) -> str:
     return f"{fpr:g}"
 
 
-def _build(cls: type, data: Any, **convert: Any) -> Any:
+def from_fields(cls: type, data: Any, **convert: Any) -> Any:
+    """``cls`` from the keys of ``data`` that name its fields (each through ``convert[name]`` where given); a missing
+    field takes the dataclass's default, unknown keys are ignored: how every typed result reads its JSON form."""
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
     values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
     try:
         return cls(**{name: convert[name](value) if name in convert else value for name, value in values.items()})
-    except (TypeError, AttributeError) as exc:
+    except (TypeError, AttributeError) as exc:  # a field without default is missing, or a value of the wrong shape
         raise ValueError(f"{cls.__name__}: {exc}") from None
 
 
@@ -53,7 +55,7 @@ class MembershipSplitInfo:
 
     @classmethod
     def from_json(cls, data: Any) -> MembershipSplitInfo:
-        return _build(cls, data)
+        return from_fields(cls, data)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +76,7 @@ class MembershipOutcome:
 
     @classmethod
     def from_json(cls, data: Any) -> MembershipOutcome:
-        return _build(cls, data)
+        return from_fields(cls, data)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,7 +99,7 @@ class InversionSetting:
 
     @classmethod
     def from_json(cls, data: Any) -> InversionSetting:
-        return _build(cls, data, psnr=tuple, ssim=tuple)
+        return from_fields(cls, data, psnr=tuple, ssim=tuple)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,22 +120,25 @@ class InversionOutcome:
 
     @classmethod
     def from_json(cls, data: Any) -> InversionOutcome:
-        return _build(cls, data, settings=lambda items: tuple(InversionSetting.from_json(item) for item in items))
+        return from_fields(cls, data, settings=lambda items: tuple(InversionSetting.from_json(item) for item in items))
 
 
 @dataclass(frozen=True, kw_only=True)
 class PrivacyResult:
     """The privacy attacks run on one trained model: membership attacks by label (in the order they ran), the split
-    they shared, gradient inversion (federated defenses only) and the seconds all of them took."""
+    they shared, gradient inversion (federated defenses only), the seconds all of them took, and what re-runs them
+    (``attacks``: every attack asked for with its parameters; ``mia_samples``)."""
 
     membership: dict[str, MembershipOutcome] = field(default_factory=dict)
     split: MembershipSplitInfo | None = None
     inversion: InversionOutcome | None = None
     seconds: float = 0.0
+    attacks: dict[str, dict[str, Any]] = field(default_factory=dict)  # label → every parameter, in the order run
+    mia_samples: int | None = None  # --mia-samples as given (None: the default size)
 
     @classmethod
     def from_json(cls, data: Any) -> PrivacyResult:
-        return _build(cls, data,
+        return from_fields(cls, data,
                       membership=lambda items: {k: MembershipOutcome.from_json(v) for k, v in items.items()},
                       split=lambda item: None if item is None else MembershipSplitInfo.from_json(item),
                       inversion=lambda item: None if item is None else InversionOutcome.from_json(item))
@@ -157,4 +162,4 @@ class DPGuarantee:
 
     @classmethod
     def from_json(cls, data: Any) -> DPGuarantee:
-        return _build(cls, data)
+        return from_fields(cls, data)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.privacy import DPGuarantee, PrivacyResult
+from benchmark.privacy import DPGuarantee, PrivacyResult, from_fields
 from benchmark.validity import Probes
 
 RECORD_VERSION = 2
@@ -58,7 +58,7 @@ class AttackRun:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AttackRun:
-        return _build(cls, data, {"broken_at": tuple, "distances": _optional_tuple})
+        return from_fields(cls, data, broken_at=tuple, distances=_optional_tuple)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class Environment:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Environment:
-        return _build(cls, data, {})
+        return from_fields(cls, data)
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class ModelSource:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelSource:
-        return _build(cls, data, {"trust": tuple})
+        return from_fields(cls, data, trust=tuple)
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,7 @@ class Record:
     headline_eps: float | None = None  # the ε leaderboards sort by (None in older records: the dataset's)
     recipe: dict[str, Any] | None = None  # how the model was trained (``benchmark.recipes``; None: no recipe)
     early_stop_epoch: int | None = None  # the epoch whose weights early stopping kept (None: no early stop)
+    n_train: int | None = None  # trained on the first n training samples only (--n-train; None: all)
     privacy: PrivacyResult | None = None  # the privacy attacks on the trained model (None: none asked for)
     dp: DPGuarantee | None = None  # a differentially private defense's guarantee (None: not a DP defense)
 
@@ -164,32 +165,16 @@ class Record:
             "input_shape": tuple, "correct": tuple, "flags": tuple,
             "runs": lambda runs: {name: AttackRun.from_json(run) for name, run in runs.items()},
             "environment": Environment.from_json,
-            "probes": lambda probes: _build(Probes, probes, {}),
+            "probes": lambda probes: from_fields(Probes, probes),
             "model_source": lambda source: None if source is None else ModelSource.from_json(source),
             "privacy": lambda result: None if result is None else PrivacyResult.from_json(result),
             "dp": lambda guarantee: None if guarantee is None else DPGuarantee.from_json(guarantee),
         }
-        return _build(cls, data, convert)
+        return from_fields(cls, data, **convert)
 
 
 def _optional_tuple(values: list[Any] | None) -> tuple[Any, ...] | None:
     return None if values is None else tuple(values)
-
-
-def _build(cls: type, data: dict[str, Any], convert: dict[str, Callable[[Any], Any]]) -> Any:
-    """``cls`` from the keys of ``data`` that name its fields (each through ``convert`` where given); a missing field
-    takes the dataclass's default, unknown keys are ignored."""
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
-    values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
-    try:
-        return cls(**{name: convert.get(name, _same)(value) for name, value in values.items()})
-    except (TypeError, AttributeError) as exc:  # a field without default is missing, or a value of the wrong shape
-        raise ValueError(f"{cls.__name__}: {exc}") from None
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 #: Version 1's per-attack dicts: ``AttackRun`` field → the version-1 key holding ``{attack: value}``.

@@ -90,7 +90,14 @@ def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: boo
         return None
     trained = train_or_load(job, data, store, fresh=fresh, progress=progress)
     evaluation = evaluate(job, data.subset_test(job.n_test), trained, progress=progress)
-    return make_record(job, data, trained, evaluation)
+    return make_record(job, data, trained, evaluation, privacy_of(job, data, trained, progress))
+
+
+def privacy_of(job: Job, data: DataBundle, trained: Trained, progress: Progress) -> Any:
+    """The job's privacy attacks on the trained model (None without any: ``benchmark.privacy_stage``)."""
+    from benchmark.privacy_stage import run_privacy
+
+    return run_privacy(job, data, trained.model, on_attack=progress.privacy)
 
 
 class Progress:
@@ -113,6 +120,9 @@ class Progress:
 
     def probes(self) -> None:
         self.emit("phase", text=f"{self.label}: validity probes", step=self.steps - 1, steps=self.steps)
+
+    def privacy(self, name: str) -> None:
+        self.emit("phase", text=f"{self.label}: privacy attack {name}", step=self.steps - 1, steps=self.steps)
 
 
 def verified_data(job: Job) -> DataBundle:
@@ -142,12 +152,12 @@ def train_or_load(job: Job, data: DataBundle, store: Store, *, fresh: bool, prog
     if info is None:
         ctx = RunContext(seed=job.seed, device=job.device, quick=job.quick, recipe=job.recipe)
         start = time.perf_counter()
-        trained = defense.fit(model, data, ctx)
+        trained = defense.fit(model, data.subset_train(job.n_train), ctx)
         train_seconds = time.perf_counter() - start
         model = inference_model(defense, trained)
         info = CheckpointInfo(train_seconds=train_seconds, train_grad_evals=ctx.costs["train_grad_evals"],
                               test_correct=tuple(plain_correct(model, data, job.device).astype(int).tolist()),
-                              early_stop_epoch=ctx.outcome.get("early_stop_epoch"))
+                              early_stop_epoch=ctx.outcome.get("early_stop_epoch"), dp=ctx.outcome.get("dp"))
         store.save_checkpoint(job.train_hash, trained, info)
     else:
         model = inference_model(defense, model)
@@ -263,7 +273,8 @@ def probe_pgd(job: Job, attacks: dict[str, Any]) -> Any:
     return attacks[spec.label] if spec is not None else ATTACKS.get("pgd")()
 
 
-def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evaluation) -> Record:
+def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evaluation, privacy: Any = None
+                ) -> Record:
     from benchmark.validity import verdicts
 
     sweep = evaluation.sweep
@@ -282,7 +293,7 @@ def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evalua
         flags=tuple(verdicts(sweep, evaluation.probes, data_source=job.data_source)), probes=evaluation.probes,
         probe_seconds=evaluation.probe_seconds, model_source=model_source(job), data_source=job.data_source,
         headline_eps=job_headline(job), recipe=None if job.recipe is None else job.recipe.as_dict(),
-        early_stop_epoch=trained.info.early_stop_epoch,
+        early_stop_epoch=trained.info.early_stop_epoch, n_train=job.n_train, privacy=privacy, dp=trained.info.dp,
     )
 
 

@@ -89,8 +89,9 @@ def run_shard(job: Any, store: Any, progress: Any) -> None:
 
 
 def merge_job(job: Any, store: Any, progress: Any) -> Any:
-    """Stage ``merge``: the stored parts as one sweep, the probes on the whole test set, the job's record."""
-    from benchmark.runner import evaluate, make_record, train_or_load, verified_data
+    """Stage ``merge``: the stored parts as one sweep, the probes on the whole test set, the privacy attacks (run
+    once, here), the job's record."""
+    from benchmark.runner import evaluate, make_record, privacy_of, train_or_load, verified_data
 
     texts = [store.part(job.job_hash, index, job.shards) for index in range(job.shards)]
     if any(text is None for text in texts):
@@ -100,4 +101,4 @@ def merge_job(job: Any, store: Any, progress: Any) -> Any:
     trained = train_or_load(job, data, store, fresh=False, progress=progress)
     evaluation = evaluate(job, data.subset_test(job.n_test), trained, progress=progress,
                           sweep=merge([part_from_json(text) for text in texts]))
-    return make_record(job, data, trained, evaluation)
+    return make_record(job, data, trained, evaluation, privacy_of(job, data, trained, progress))

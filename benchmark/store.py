@@ -19,6 +19,7 @@ WAL journaling and a busy timeout let several processes write one store at once.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -31,6 +32,7 @@ from typing import Any
 
 from benchmark.errors import BenchError
 from benchmark.fileio import make_directory, write_bytes
+from benchmark.privacy import DPGuarantee
 from benchmark.record import RECORD_VERSION, Record
 
 logger = logging.getLogger(__name__)
@@ -95,13 +97,16 @@ class CheckpointInfo:
     train_grad_evals: int
     test_correct: tuple[int, ...] | None = None
     early_stop_epoch: int | None = None  # the epoch whose weights early stopping kept (``benchmark.recipes``)
+    dp: DPGuarantee | None = None  # a differentially private defense's guarantee (``benchmark.privacy``)
 
     def to_json(self) -> dict[str, Any]:
-        """The stored form: a JSON object with these keys (``test_correct`` and ``early_stop_epoch`` left out when
-        None)."""
-        fields = {"train_seconds": self.train_seconds, "train_grad_evals": self.train_grad_evals}
+        """The stored form: a JSON object with these keys (``test_correct``, ``early_stop_epoch`` and ``dp`` left out
+        when None)."""
+        fields: dict[str, Any] = {"train_seconds": self.train_seconds, "train_grad_evals": self.train_grad_evals}
         if self.early_stop_epoch is not None:
             fields["early_stop_epoch"] = self.early_stop_epoch
+        if self.dp is not None:
+            fields["dp"] = dataclasses.asdict(self.dp)
         return fields if self.test_correct is None else {**fields, "test_correct": list(self.test_correct)}
 
     @classmethod
@@ -110,7 +115,8 @@ class CheckpointInfo:
         correct = fields.get("test_correct")
         return cls(train_seconds=float(fields["train_seconds"]), train_grad_evals=int(fields["train_grad_evals"]),
                    test_correct=None if correct is None else tuple(int(c) for c in correct),
-                   early_stop_epoch=fields.get("early_stop_epoch"))
+                   early_stop_epoch=fields.get("early_stop_epoch"),
+                   dp=None if fields.get("dp") is None else DPGuarantee.from_json(fields["dp"]))
 
 
 def sha256_file(path: Path) -> str:

@@ -26,9 +26,10 @@ from benchmark.constraints import (
 )
 from benchmark.errors import ConfigError
 
-REGISTRIES = {"attack": bench.ATTACKS, "defense": bench.DEFENSES, "dataset": bench.DATASETS, "model": bench.MODELS}
+REGISTRIES = {"attack": bench.ATTACKS, "defense": bench.DEFENSES, "dataset": bench.DATASETS, "model": bench.MODELS,
+              "privacy": bench.PRIVACY}
 PLUGINS = [(kind, name) for kind, registry in REGISTRIES.items() for name in registry.names()]
-PARAMETERS = [(kind, name, field.name) for kind, name in PLUGINS if kind in ("attack", "defense")
+PARAMETERS = [(kind, name, field.name) for kind, name in PLUGINS if kind in ("attack", "defense", "privacy")
               for field in dataclasses.fields(REGISTRIES[kind].get(name)) if field.init]
 
 
