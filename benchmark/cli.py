@@ -52,11 +52,14 @@ def list_command(kind: str | None) -> None:
 
 
 def describe_params(plugin: Any) -> str:
-    """``key=default [range]`` for each constructor field, plus the attack tags."""
+    """``key=default [range]`` for each constructor field, plus the attack tags (a privacy attack's ``kind``)."""
     from benchmark.constraints import describe_fields
 
     parts = describe_fields(plugin)
-    if hasattr(plugin, "needs_grad"):
+    if hasattr(plugin, "kind"):
+        tags = [f"kind={plugin.kind}"] + [t for t in ("labels_only", "needs_grad") if getattr(plugin, t, False)]
+        parts.append("[" + " ".join(tags) + "]")
+    elif hasattr(plugin, "needs_grad"):
         tags = ["norms=" + ",".join(f"L{n}" for n in plugin.norms)]
         tags += [t for t in ("needs_grad", "black_box", "minimal_norm", "torch_only", "images_only")
                  if getattr(plugin, t, False)]

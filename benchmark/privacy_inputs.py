@@ -78,6 +78,18 @@ def check_split_size(config: Any, n_train_available: int, n_test_available: int)
         raise DataError(str(exc)) from None
 
 
+def check_privacy_data(config: Any, train: Any) -> None:
+    """Each privacy attack's ``check_data`` (if it has one) on the data the model trains on: e.g. gradient inversion
+    refuses inputs that are not images, or client batches larger than the training set."""
+    for spec in config.privacy:
+        check = getattr(spec.build(), "check_data", None)
+        if check is not None:
+            try:
+                check(train)
+            except ValueError as exc:
+                raise DataError(f"--privacy: {exc}") from None
+
+
 def preflight_privacy(config: Any) -> None:
     """The privacy checks that need the data or the model, before any job: ``check_split_size``, and each
     defense's ``check_model`` (a differentially private defense refuses a model Opacus cannot train, e.g. one with
@@ -87,6 +99,7 @@ def preflight_privacy(config: Any) -> None:
     if config.n_train is not None or config.privacy:
         data = load_dataset(config.dataset)
         check_split_size(config, len(data.x_train), len(data.x_test))
+        check_privacy_data(config, data.subset_train(config.n_train))
     if any(PRIVACY.get(spec.name).kind == "membership" for spec in config.privacy):
         for spec, recipe in zip(config.defenses, config.recipes or [None] * len(config.defenses), strict=True):
             if recipe is not None and recipe.early_stop != "none":
