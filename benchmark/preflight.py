@@ -78,9 +78,9 @@ def preflight(config: Any) -> Any:
     from benchmark.privacy_inputs import preflight_privacy
     from benchmark.runner import is_pretrained
 
-    preflight_privacy(config)
     if config.model_file is None:
         check_input_shape(config.model, config.dataset)
+    preflight_privacy(config)
     if config.model_file is None and ":" not in config.dataset:  # a built-in dataset of images
         return config
     import dataclasses

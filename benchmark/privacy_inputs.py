@@ -107,14 +107,23 @@ def preflight_privacy(config: Any) -> None:
                                   f"{spec.label} trains with early_stop={recipe.early_stop}, which holds some out "
                                   f"for validation; run them with --recipe early_stop=none")
     checking = [spec for spec in config.defenses if hasattr(DEFENSES.get(spec.name), "check_model")]
-    if not checking:
-        return
+    if checking:
+        check_private_defenses(config, checking, load_dataset(config.dataset))
+
+
+def check_private_defenses(config: Any, specs: list[PluginSpec], data: Any) -> None:
+    """Each private defense's ``check_model`` on the run's model and ``check_plan`` on its training set (a batch
+    larger than the data, a ``target_epsilon`` out of reach), as one line naming the defense."""
+    from benchmark.api import RunContext
     from benchmark.runner import build_network
 
-    data = load_dataset(config.dataset)
     model = build_network(config.model, config.model_file, data.input_shape, data.nb_classes)
-    for spec in checking:
+    n_train = len(data.subset_train(config.n_train).y_train)
+    for spec in specs:
+        defense = spec.build()
         try:
-            spec.build().check_model(model)
+            defense.check_model(model)
+            if hasattr(defense, "check_plan"):
+                defense.check_plan(n_train, RunContext(seed=0, quick=config.quick))
         except ValueError as exc:
             raise ConfigError(f"--defense: {spec.label}: {exc}") from None

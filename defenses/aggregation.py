@@ -9,6 +9,8 @@ rule is weighted, ``weights`` (client sample counts), and returns one vector of 
 * ``krum`` / ``multi_krum``: the update(s) closest to their n − f − 2 nearest neighbours (Blanchard et al. 2017).
 * ``bulyan``: Krum-select n − 2f updates, then average the β = n − 4f values closest to the coordinate-wise median
   (El Mhamdi et al. 2018, arXiv:1802.07927); needs n ≥ 4f + 3.
+* ``clip_l2`` / ``noised_sum`` / ``private_mean``: DP-FedAvg's server step (McMahan et al. 2018, arXiv:1710.06963):
+  each update clipped to L2 norm S, their sum plus N(0, σ²S²) per coordinate, divided by the expected client count.
 """
 
 from __future__ import annotations
@@ -99,3 +101,30 @@ def bulyan(updates: np.ndarray, f: int) -> np.ndarray:
     centre = np.median(chosen, axis=0)
     closest = np.argsort(np.abs(chosen - centre), axis=0, kind="stable")[:beta]
     return np.take_along_axis(chosen, closest, axis=0).mean(axis=0)
+
+
+def clip_l2(updates: np.ndarray, clip: float) -> np.ndarray:
+    """Each update scaled by min(1, clip / ‖u‖₂): its L2 norm at most ``clip``, its direction kept."""
+    updates = np.asarray(updates, dtype=np.float64)
+    if updates.ndim != 2:
+        raise ValueError(f"updates must be an (n_clients, n_parameters) array, got shape {updates.shape}")
+    if not clip > 0:
+        raise ValueError(f"clip must be positive, got {clip}")
+    return updates * (clip / np.maximum(np.linalg.norm(updates, axis=1, keepdims=True), clip))
+
+
+def noised_sum(updates: np.ndarray, *, clip: float, noise_multiplier: float, rng: np.random.Generator) -> np.ndarray:
+    """The Gaussian mechanism on the clipped updates' sum: Σ clip_l2(u) + N(0, (σ·clip)²) per coordinate. Its L2
+    sensitivity to one client's update is ``clip``; ``updates`` may hold no client (shape (0, n_parameters)): the
+    noise alone."""
+    clipped = clip_l2(updates, clip)
+    return clipped.sum(axis=0) + rng.normal(0.0, noise_multiplier * clip, size=clipped.shape[1])
+
+
+def private_mean(updates: np.ndarray, *, clip: float, noise_multiplier: float, expected_clients: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """DP-FedAvg's aggregate: ``noised_sum`` divided by the expected number of clients per round q·N (a fixed
+    denominator, so the division leaks nothing about how many clients took part)."""
+    if not expected_clients > 0:
+        raise ValueError(f"expected_clients must be positive, got {expected_clients}")
+    return noised_sum(updates, clip=clip, noise_multiplier=noise_multiplier, rng=rng) / expected_clients

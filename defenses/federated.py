@@ -178,7 +178,7 @@ class Federated(Constrained):
         model.to(torch.device(ctx.device))
         global_weights = parameters_to_vector(model.parameters()).detach().cpu().double().numpy()
         for round_index in range(ctx.epochs(self.rounds)):
-            chosen = np.sort(rng.choice(self.clients, self.clients_per_round, replace=False))
+            chosen = self.choose_clients(rng)
             updates, sizes = [], []
             for client in chosen:
                 vector_to_parameters(torch.from_numpy(global_weights).float().to(ctx.device), model.parameters())
@@ -195,11 +195,19 @@ class Federated(Constrained):
                                               std=self.byzantine_std, rng=rng)
                 updates.append(update)
                 sizes.append(len(shard))
-            global_weights = global_weights + aggregate(self.aggregation, np.stack(updates), np.asarray(sizes),
-                                                        trim_ratio=self.trim_ratio, f=self.f)
+            stacked = np.array(updates).reshape(len(updates), len(global_weights))  # (0, d) when no client came
+            global_weights = global_weights + self.server_update(stacked, np.asarray(sizes), rng)
         vector_to_parameters(torch.from_numpy(global_weights).float().to(ctx.device), model.parameters())
         model.eval()
         return model
+
+    def choose_clients(self, rng: np.random.Generator) -> np.ndarray:
+        """This round's clients, in order: ``clients_per_round`` drawn without replacement."""
+        return np.sort(rng.choice(self.clients, self.clients_per_round, replace=False))
+
+    def server_update(self, updates: np.ndarray, sizes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """What the server adds to the global weights: the aggregation rule over the round's stacked updates."""
+        return aggregate(self.aggregation, updates, sizes, trim_ratio=self.trim_ratio, f=self.f)
 
     def released_update(self, update: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """What a client sends the server for its honest ``update`` (new weights − global weights): the update

@@ -14,7 +14,8 @@ from benchmark.api import RunContext
 def train(name, synthetic, seed):
     torch.manual_seed(seed)
     model = bench.MODELS.get("mlp")(synthetic.input_shape, synthetic.nb_classes)
-    ctx = RunContext(seed=seed, quick=True)
+    private = getattr(bench.DEFENSES.get(name), "private", False)  # DP: quick's few noisy steps learn nothing yet
+    ctx = RunContext(seed=seed, quick=not private)
     defense = bench.DEFENSES.get(name)()
     return defense, defense.fit(model, synthetic, ctx), ctx
 
