@@ -97,7 +97,7 @@ def test_benchmark_evaluate_on_uint8_gives_the_float_records_results(pair, train
     runs = [benchmark.evaluate(copy.deepcopy(trained_mlp), data.x_test, data.y_test, attacks="fgsm,pgd",
                                eps=[0.05, 0.1]).record for data in (as_bytes, floats)]
     assert per_sample(runs[0]) == per_sample(runs[1]) and runs[0].runs["pgd"].broken_at
-    # benchmark.evaluate converts the arrays it is handed to float32 first (k/255 exactly), so both runs saw the same data
+    # benchmark.evaluate converts the arrays it is handed to float32 first (k/255 exactly): both runs saw the same data
     assert runs[0].data_fingerprint == runs[1].data_fingerprint and runs[0].data_source == runs[1].data_source
 
 
