@@ -162,7 +162,9 @@ def membership_split(data: DataBundle, *, n_train: int | None, samples: int | No
                      ) -> tuple[MembershipData, MembershipSplitInfo]:
     """The member/non-member split of ``data`` for a model trained on its first ``n_train`` training samples (all
     when None): ``split_size`` samples per side, drawn without replacement from ``seed``, each side's first half the
-    attack-train half and its second half the evaluation half."""
+    attack-train half and its second half the evaluation half. Non-members are matched to the members' labels
+    (``label_matched``): on a few hundred samples, a chance surplus of one class among the members would otherwise
+    pass for membership (a model that favours that class is right more often on them)."""
     n_all = len(data.x_train)
     if n_train is not None and not 1 <= n_train <= n_all:
         raise ValueError(f"--n-train: {n_train} is not between 1 and the {n_all} training samples")
@@ -172,8 +174,10 @@ def membership_split(data: DataBundle, *, n_train: int | None, samples: int | No
     size = split_size(samples, members, nonmembers)
     rng = np.random.default_rng([seed, SPLIT_SALT])
     member_index = rng.choice(members, size, replace=False)
-    nonmember_index = rng.choice(nonmembers, size, replace=False) + (members if source == "holdout" else 0)
     nonmember_split = "train" if source == "holdout" else "test"
+    offset = members if source == "holdout" else 0
+    pool = getattr(data, f"y_{nonmember_split}")[offset:offset + nonmembers]
+    nonmember_index = label_matched(data.y_train[member_index], pool, rng) + offset
     half = size // 2
     x_in, y_in = data.batch("train", member_index), data.y_train[member_index].astype(np.int64)
     x_out = data.batch(nonmember_split, nonmember_index)
@@ -185,6 +189,23 @@ def membership_split(data: DataBundle, *, n_train: int | None, samples: int | No
     info = MembershipSplitInfo(members=size, nonmembers=size, nonmember_source=source, eval_members=size - half,
                                eval_nonmembers=size - half, seed=seed, indices_sha256=digest)
     return split, info
+
+
+def label_matched(wanted: np.ndarray, pool: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One index into ``pool`` (the candidates' labels) per entry of ``wanted`` (labels), without replacement: a
+    candidate of the same label while any remains, else any candidate left; which one is drawn from ``rng``."""
+    order = rng.permutation(len(pool))
+    stacks = {label: list(order[pool[order] == label]) for label in np.unique(pool)}
+    used = np.zeros(len(pool), dtype=bool)
+    chosen = []
+    for label in wanted:
+        stack = stacks.get(label, [])
+        while stack and used[stack[-1]]:  # taken earlier as another label's fallback
+            stack.pop()
+        index = stack.pop() if stack else next(j for j in order if not used[j])
+        used[index] = True
+        chosen.append(index)
+    return np.asarray(chosen, dtype=np.int64)
 
 
 def one_hot(labels: np.ndarray, nb_classes: int) -> np.ndarray:

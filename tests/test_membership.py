@@ -235,3 +235,22 @@ def test_seeded_globals_restores_the_global_generators():
     with seeded_globals(5):
         assert (np.random.random(), torch.rand(1).item()) == inside
     assert (np.random.random(), torch.rand(1).item()) == expected
+
+
+def test_non_members_are_matched_to_the_members_labels():
+    """Each non-member has its member's label while the pool holds one; then any left, never one twice."""
+    from benchmark.membership import label_matched
+
+    rng = np.random.default_rng(0)
+    pool = np.array([0, 0, 1, 1, 1, 2, 3, 3])
+    chosen = label_matched(np.array([1, 0, 1, 1, 3]), pool, rng)
+    assert list(pool[chosen]) == [1, 0, 1, 1, 3] and len(set(chosen.tolist())) == 5
+    short = label_matched(np.array([2, 2, 2]), pool, np.random.default_rng(1))  # one 2 in the pool, then others
+    assert pool[short[0]] == 2 and len(set(short.tolist())) == 3
+
+
+def test_the_digits_split_has_the_same_labels_on_both_sides():
+    from benchmark.plan import load_dataset
+
+    split, _ = membership_split(load_dataset("digits"), n_train=200, samples=None, seed=3)
+    assert (split.y_eval_in == split.y_eval_out).all() and (split.y_train_in == split.y_train_out).all()

@@ -3,6 +3,8 @@ before any work, change the hashes only when given, and a job trains on the firs
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from click.testing import CliRunner
 
@@ -67,3 +69,35 @@ def test_the_cli_refuses_a_split_larger_than_the_data_in_one_line_and_writes_not
     assert result.exit_code == 2, result.output
     (line,) = result.output.strip().splitlines()
     assert line.startswith("bench: error: --mia-samples: 400") and not (out / "bench.db").exists()
+
+
+def test_a_private_defense_on_a_batchnorm_model_is_refused_naming_the_fix(tmp_path, monkeypatch):
+    (tmp_path / "bnnet.py").write_text(
+        "import torch.nn as nn\n"
+        "class Net(nn.Sequential):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),\n"
+        "                         nn.Linear(512, 10))\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for defense in ("dp-sgd", "dp-fedavg"):
+        result = CliRunner().invoke(main, ["evaluate", "--model", "bnnet:Net", "--defense", defense, "--quick",
+                                           "--device", "cpu", "--out", str(tmp_path / "out")])
+        assert result.exit_code == 2, result.output
+        (line,) = result.output.strip().splitlines()
+        assert line.startswith(f"bench: error: --defense: {defense}: Opacus refuses BatchNorm2d")
+        assert "norm=group" in line
+    assert not (tmp_path / "out" / "bench.db").exists()
+
+
+@pytest.mark.parametrize(("defense", "message"), [
+    ("dp-sgd:target_epsilon=0", r"target_epsilon must be"),
+    ("dp-sgd:delta=1", r"delta must be"),
+    ("dp-sgd:batch_size=5000", r"batch_size=5000 is more than the 1437 training samples"),
+])
+def test_bad_private_parameters_are_refused_before_any_work(tmp_path, defense, message):
+    result = CliRunner().invoke(main, ["evaluate", "--defense", defense, "--quick", "--device", "cpu", "--out",
+                                       str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("bench: error: --defense: dp-sgd") and re.search(message, line), line

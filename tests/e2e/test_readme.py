@@ -50,6 +50,9 @@ SKIP = {
     ("README.md", "bash", "pytest                   # what CI runs"): "runs this test suite itself",
     ("README.md", "bash", "pytest tests/benchmarks"): "the benchmarks: minutes, measured in their own run",
     ("leaderboards/README.md", "", "{"): "an annotated schema, not JSON",
+    ("README.md", "bash", "bash leaderboards/regenerate-privacy.sh"): "regenerates the committed privacy leaderboard "
+                                                                       "(minutes); tests/e2e/test_privacy.py runs a "
+                                                                       "reduced version of its config",
     ("README.md", "bash", "bench data fetch cifar10"): "downloads CIFAR-10 and needs a GPU; tests/e2e/test_papers.py "
                                                        "dry-runs each config on generated files",
 }
