@@ -35,6 +35,18 @@ def compare(benchmark, candidate: Callable[[], object], baseline: Callable[[], o
     return ratio
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread, as CI runs: a ratio then measures the per-sample work around the kernels, not the thread
+    pool (the count is restored afterwards)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def digits():
     from benchmark.plan import load_dataset

@@ -17,13 +17,7 @@ from tests.benchmarks.conftest import compare
 LR, BATCH = 5e-3, 64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread, as the CI runs: the ratio measures the per-sample work, not the thread pool."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/benchmarks/conftest.py
 
 
 def one_epoch(name: str, data, **params) -> RunContext:

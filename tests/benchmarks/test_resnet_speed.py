@@ -30,13 +30,7 @@ SHAPE, CLASSES, EPS, STEP, STEPS = (3, 32, 32), 10, 8 / 255, 2 / 255, 10
 ATTACK_BATCH = 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread, as the CI runs: the ratios measure the code around the convolutions, not the thread pool."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/benchmarks/conftest.py
 
 
 def resnet(seed: int = 0) -> torch.nn.Module:
