@@ -16,6 +16,7 @@ ATTACKS: Registry[Any] = Registry("attack", group="bench.attacks", builtins="att
 DATASETS: Registry[Any] = Registry("dataset", group="bench.datasets", builtins="benchmark.data")
 MODELS: Registry[Any] = Registry("model", group="bench.models", builtins="benchmark.models")
 PRIVACY: Registry[Any] = Registry("privacy attack", group="bench.privacy", builtins="attacks.privacy")
+CLIENT_ATTACKS: Registry[Any] = Registry("client attack", group="bench.client_attacks", builtins="attacks.federated")
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -41,5 +42,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ATTACKS", "DATASETS", "DEFENSES", "MODELS", "PRIVACY", "Registry", "Result", "__version__", "evaluate",
+__all__ = ["ATTACKS", "CLIENT_ATTACKS", "DATASETS", "DEFENSES", "MODELS", "PRIVACY", "Registry", "Result", "__version__", "evaluate",
            "load_model"]

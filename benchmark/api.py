@@ -236,6 +236,20 @@ class InversionAttack(Protocol):
     def run(self, model: torch.nn.Module, data: DataBundle, release: Any, *, seed: int, device: str) -> Any: ...
 
 
+class ClientAttack(Protocol):
+    """What a malicious federated client does (registry ``benchmark.CLIENT_ATTACKS``, group ``bench.client_attacks``).
+
+    ``kind = "update"``: ``craft(honest, *, n_attackers, rng) -> (n_attackers, d)`` malicious updates, given the
+    round's honest updates ``honest`` (m × d). An ``omniscient`` attack reads every honest update of the round, as
+    ALIE, IPM and min-max/min-sum assume; one that is not reads only the attackers' own honest updates (the first
+    ``n_attackers`` rows, which the caller puts first). ``kind = "data"``: ``poison(x, y, rng) -> (x, y)``, the
+    attacker's training data, changed before it trains (label flipping, a backdoor trigger).
+    """
+
+    kind: ClassVar[str]
+    omniscient: ClassVar[bool]
+
+
 def memoized(estimator: Any) -> AbstractContextManager:
     """A block in which the harness's estimator answers repeated predictions of the same input from memory (see
     ``benchmark.estimator.Classifier.memoized``); a no-op for any other estimator."""
