@@ -242,8 +242,11 @@ class ClientAttack(Protocol):
     ``kind = "update"``: ``craft(honest, *, n_attackers, rng) -> (n_attackers, d)`` malicious updates, given the
     round's honest updates ``honest`` (m × d). An ``omniscient`` attack reads every honest update of the round, as
     ALIE, IPM and min-max/min-sum assume; one that is not reads only the attackers' own honest updates (the first
-    ``n_attackers`` rows, which the caller puts first). ``kind = "data"``: ``poison(x, y, rng) -> (x, y)``, the
-    attacker's training data, changed before it trains (label flipping, a backdoor trigger).
+    ``n_attackers`` rows, which the caller puts first). ``kind = "data"``: ``poison(x, y, rng, *, nb_classes) ->
+    (x, y)``, the attacker's training data, changed before it trains (label flipping, a backdoor trigger), and
+    ``check(input_shape, nb_classes)``, which refuses (``ValueError`` naming the parameter) a setting the data cannot
+    take, before any work. The backdoor also has ``triggered(x)`` (the success rate's inputs) and
+    ``boost_update(update, *, clients_per_round)`` (model replacement).
     """
 
     kind: ClassVar[str]
