@@ -42,5 +42,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ATTACKS", "CLIENT_ATTACKS", "DATASETS", "DEFENSES", "MODELS", "PRIVACY", "Registry", "Result", "__version__", "evaluate",
-           "load_model"]
+__all__ = ["ATTACKS", "CLIENT_ATTACKS", "DATASETS", "DEFENSES", "MODELS", "PRIVACY", "Registry", "Result",
+           "__version__", "evaluate", "load_model"]
