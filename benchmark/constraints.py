@@ -253,3 +253,22 @@ def describe_fields(plugin: Any) -> list[str]:
     table = parameter_constraints(plugin)
     return [f"{f.name}={f.default} {format_constraint(table[f.name])}".rstrip()
             for f in dataclasses.fields(plugin) if f.init]
+
+
+@dataclass(frozen=True)
+class OptionalInterval(Interval):
+    """An ``Interval``, or None (not set); from text, ``none`` (any case) is None."""
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "none":
+            return None
+        return super().convert(value)
+
+    def accepts(self, value: Any) -> bool:
+        return value is None or super().accepts(value)
+
+    def describe(self) -> str:
+        return f"{super().describe()}, or none"
+
+    def short(self) -> str:
+        return f"{super().short()}|none"

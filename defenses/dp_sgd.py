@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from benchmark import DEFENSES
 from benchmark.api import DataBundle, RunContext
-from benchmark.constraints import Interval, Options
+from benchmark.constraints import Interval, OptionalInterval, Options
 from benchmark.privacy import DPGuarantee
 from benchmark.recipes import Recipe
 from defenses._base import LoopDefense
@@ -21,25 +21,6 @@ from defenses._base import LoopDefense
 logger = logging.getLogger(__name__)
 
 ACCOUNTANTS = ("rdp", "prv")
-
-
-@dataclass(frozen=True)
-class OptionalInterval(Interval):
-    """An ``Interval``, or None (not set); from text, ``none`` (any case) is None."""
-
-    def convert(self, value: Any) -> Any:
-        if isinstance(value, str) and value.strip().lower() == "none":
-            return None
-        return super().convert(value)
-
-    def accepts(self, value: Any) -> bool:
-        return value is None or super().accepts(value)
-
-    def describe(self) -> str:
-        return f"{super().describe()}, or none"
-
-    def short(self) -> str:
-        return f"{super().short()}|none"
 
 
 #: δ of a private defense: in (0, 1); none: min(1e-5, 1/n), n the training samples (DP-SGD) or clients (DP-FedAvg).

@@ -26,8 +26,7 @@ import numpy as np
 
 from attacks.federated._updates import SharedVectorAttack, coordinate_std
 from benchmark import CLIENT_ATTACKS
-from benchmark.constraints import Constrained
-from defenses.dp_sgd import OptionalInterval
+from benchmark.constraints import Constrained, OptionalInterval
 
 logger = logging.getLogger(__name__)
 
