@@ -93,7 +93,7 @@ class Job:
             "dataset": self.dataset,
             "data": self.data_fingerprint,
             "model": self.model,
-            "defense": [self.defense.name, dict(self.defense.params)],
+            "defense": [self.defense.name, hashed_params(self.defense)],
             "seed": self.seed,
             "quick": self.quick,
             "device": self.device.split(":")[0],
@@ -130,6 +130,21 @@ class Job:
             scoring["privacy"] = {"attacks": [[spec.name, dict(spec.params)] for spec in self.privacy],
                                   "mia_samples": self.mia_samples}
         return content_hash({"train": self.train_hash, **scoring})
+
+
+def hashed_params(spec: PluginSpec) -> dict[str, Any]:
+    """``spec``'s parameters as the train hash takes them: every one, except a parameter its plugin lists in
+    ``hashed_when_set`` (one added after results were stored) while it has its default, so that adding it left every
+    stored hash as it was."""
+    import dataclasses
+
+    from benchmark.plugin_specs import REGISTRIES
+
+    later = getattr(REGISTRIES[spec.kind].get(spec.name), "hashed_when_set", ())
+    if not later:
+        return dict(spec.params)
+    defaults = {f.name: f.default for f in dataclasses.fields(REGISTRIES[spec.kind].get(spec.name))}
+    return {key: value for key, value in spec.params if key not in later or value != defaults[key]}
 
 
 def plan(config: EvalConfig, facts: DataFacts | None = None) -> list[Job]:

@@ -15,33 +15,17 @@ from typing import ClassVar
 
 import numpy as np
 
-from benchmark import DEFENSES
+from benchmark import CLIENT_ATTACKS, DEFENSES
 from benchmark.api import DataBundle, RunContext
-from benchmark.constraints import Constrained, Interval, Options
+from benchmark.constraints import Constrained, Interval, Options, Text
 from benchmark.recipes import Recipe
-from defenses import aggregation, partition
+from defenses import aggregation, byzantine, partition
 from defenses._base import LoopDefense
 
 AGGREGATIONS = ("mean", "median", "trimmed-mean", "krum", "multi-krum", "bulyan")
 #: The rules that assume at most ``f`` Byzantine clients per round, and the clients per round each needs: a·f + 3.
 F_RULES = {"krum": 2, "multi-krum": 2, "bulyan": 4}
 PARTITIONS = ("iid", "dirichlet")
-BYZANTINE_ATTACKS = ("sign-flip", "gaussian", "scale")
-
-
-def byzantine_update(honest: np.ndarray, attack: str, *, scale: float, std: float,
-                     rng: np.random.Generator) -> np.ndarray:
-    """What a Byzantine client sends instead of its honest update: ``-scale·u`` (sign-flip), ``N(0, std²)`` noise
-    (gaussian) or ``scale·u`` (scale)."""
-    if attack == "sign-flip":
-        return -scale * honest
-    if attack == "gaussian":
-        return rng.normal(0.0, std, size=honest.shape)
-    if attack == "scale":
-        return scale * honest
-    raise ValueError(f"unknown byzantine_attack {attack!r}; choose from {', '.join(BYZANTINE_ATTACKS)}")
-
-
 def aggregate(rule: str, updates: np.ndarray, weights: np.ndarray, *, trim_ratio: float, f: int) -> np.ndarray:
     """Apply the aggregation ``rule`` (one of ``AGGREGATIONS``) to the stacked client updates."""
     if rule == "mean":
@@ -78,9 +62,11 @@ class Federated(Constrained):
             clients a round can draw (``min(byzantine, clients per round)``), or the defense is refused.
         mu: FedProx proximal weight (0 = FedAvg).
         byzantine: how many clients send corrupted updates (clients 0 … byzantine-1).
-        byzantine_attack: sign-flip, gaussian or scale.
+        byzantine_attack: the client attack the Byzantine clients run (``bench list`` shows them: sign-flip,
+            gaussian, scale, alie, ipm, min-max, min-sum, label-flip, backdoor; ``defenses/byzantine.py``).
         byzantine_scale: multiplier of sign-flip and scale updates.
         byzantine_std: standard deviation of gaussian updates.
+        byzantine_params: the attack's own parameters, ``key=value;key=value`` (e.g. ``eps=10`` for ipm).
         lr: Adam learning rate of the local training.
         batch_size: samples per local optimiser step.
     """
@@ -99,6 +85,7 @@ class Federated(Constrained):
     byzantine_attack: str = "sign-flip"
     byzantine_scale: float = 10.0
     byzantine_std: float = 1.0
+    byzantine_params: str = ""
     lr: float = 1e-3
     batch_size: int = 32
 
@@ -114,15 +101,20 @@ class Federated(Constrained):
         "f": Interval(int, 0, 1_000),
         "mu": Interval(float, 0, None),
         "byzantine": Interval(int, 0, 1_000),
-        "byzantine_attack": Options(*BYZANTINE_ATTACKS),
+        "byzantine_attack": Options(*CLIENT_ATTACKS.names()),
         "byzantine_scale": Interval(float, 0, None),
         "byzantine_std": Interval(float, 0, None),
+        "byzantine_params": Text(),
         "lr": LoopDefense.parameter_constraints["lr"],
         "batch_size": LoopDefense.parameter_constraints["batch_size"],
     }
 
+    #: Fields added after results were stored: hashed only when set, so older train hashes hold (``plan``).
+    hashed_when_set: ClassVar[tuple[str, ...]] = ("byzantine_params",)
+
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.client_attack()  # its parameters are checked now, before any work
         if self.byzantine > self.clients:
             raise ValueError(f"byzantine must be between 0 and clients = {self.clients}, got {self.byzantine}")
         n, f = self.clients_per_round, self.f
@@ -150,6 +142,10 @@ class Federated(Constrained):
             raise ValueError(f"trimmed-mean drops ⌊trim_ratio·n⌋ = {int(self.trim_ratio * n)} updates at each "
                              f"end, but {where}: {fix}")
 
+    def client_attack(self):
+        """The attack the Byzantine clients run (``defenses/byzantine.py``)."""
+        return byzantine.build_attack(self.byzantine_attack, self.byzantine_params, self)
+
     @property
     def clients_per_round(self) -> int:
         return max(1, round(self.fraction * self.clients))
@@ -175,6 +171,8 @@ class Federated(Constrained):
         rng = np.random.default_rng([ctx.seed, 0xFED])
         local_loss = self.local_defense().batch_loss(ctx)
         local_recipe = Recipe(epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size)  # Adam, constant rate
+        attack = self.client_attack() if self.byzantine else None
+        poisoned = byzantine.poisoned_shards(attack, data, shards, self.byzantine, ctx.seed)
         model.to(torch.device(ctx.device))
         global_weights = parameters_to_vector(model.parameters()).detach().cpu().double().numpy()
         for round_index in range(ctx.epochs(self.rounds)):
@@ -183,19 +181,19 @@ class Federated(Constrained):
             for client in chosen:
                 vector_to_parameters(torch.from_numpy(global_weights).float().to(ctx.device), model.parameters())
                 shard = shards[client]
-                local = DataBundle(data.name, data.x_train[shard], data.y_train[shard], data.x_test, data.y_test,
-                                   data.nb_classes)
+                x, y = poisoned.get(int(client), (data.x_train[shard], data.y_train[shard]))
+                local = DataBundle(data.name, x, y, data.x_test, data.y_test, data.nb_classes)
                 client_ctx = dataclasses.replace(ctx, seed=int(np.random.SeedSequence(
                     [ctx.seed, round_index, int(client)]).generate_state(1)[0]))
                 loss = local_loss if self.mu == 0 else self.proximal(local_loss, model)
                 train(model, local, client_ctx, recipe=local_recipe, batch_loss=loss)
                 update = parameters_to_vector(model.parameters()).detach().cpu().double().numpy() - global_weights
-                if client < self.byzantine:
-                    update = byzantine_update(update, self.byzantine_attack, scale=self.byzantine_scale,
-                                              std=self.byzantine_std, rng=rng)
+                if client < self.byzantine and hasattr(attack, "boost_update"):  # model replacement
+                    update = attack.boost_update(update, clients_per_round=self.clients_per_round)
                 updates.append(update)
                 sizes.append(len(shard))
             stacked = np.array(updates).reshape(len(updates), len(global_weights))  # (0, d) when no client came
+            stacked = byzantine.corrupt(stacked, attack, int((chosen < self.byzantine).sum()), rng)
             global_weights = global_weights + self.server_update(stacked, np.asarray(sizes), rng)
         vector_to_parameters(torch.from_numpy(global_weights).float().to(ctx.device), model.parameters())
         model.eval()

@@ -13,7 +13,6 @@ from scipy.stats import norm
 import benchmark as bench
 from attacks.federated import alie, ipm, minmax, naive
 from benchmark.constraints import Interval, Options, missing_constraints
-from defenses.federated import byzantine_update
 
 EXPECTED = {  # name: omniscient
     "sign-flip": False, "gaussian": False, "scale": False,
@@ -117,13 +116,15 @@ def test_gaussian_is_noise_of_the_given_std_drawn_from_rng():
 
 @pytest.mark.parametrize("name", ["sign-flip", "gaussian", "scale"])
 def test_naive_attacks_give_the_numbers_of_the_federated_defense(name):
-    """The plugins are the maths of ``byzantine_update`` (defenses/federated.py): with the same generator, the same
-    updates, so switching the defense to the registry keeps its numbers."""
+    """The maths the federated defense ran before the registry (its removed ``byzantine_update``: −scale·u, scale·u,
+    or N(0, std²) drawn per attacker in turn): with the same generator, the same updates."""
     honest = np.random.default_rng(2).normal(size=(4, 6))
     params = {"std": 0.7} if name == "gaussian" else {"scale": 4.0}
     crafted = attack(name, **params).craft(honest, n_attackers=3, rng=np.random.default_rng(11))
     rng = np.random.default_rng(11)
-    before = [byzantine_update(u, name, scale=4.0, std=0.7, rng=rng) for u in honest[:3]]
+    formulas = {"sign-flip": lambda u: -4.0 * u, "scale": lambda u: 4.0 * u,
+                "gaussian": lambda u: rng.normal(0.0, 0.7, size=u.shape)}
+    before = [formulas[name](u) for u in honest[:3]]
     assert np.array_equal(crafted, before)
 
 
