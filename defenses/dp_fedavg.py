@@ -84,7 +84,8 @@ class DPFedAvg(Federated):
         """Poisson sampling: each client independently with probability q = ``fraction`` (possibly none)."""
         return np.flatnonzero(rng.random(self.clients) < self.fraction)
 
-    def server_update(self, updates: np.ndarray, sizes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def server_update(self, updates: np.ndarray, sizes: np.ndarray, rng: np.random.Generator, state: Any = None
+                      ) -> np.ndarray:
         """(Σ clip(u) + N(0, σ²·clip²)) / (q·N), whatever the number of clients that came (``sizes`` unused)."""
         return aggregation.private_mean(updates, clip=self.clip, noise_multiplier=self.noise_multiplier,
                                         expected_clients=self.fraction * self.clients, rng=rng)

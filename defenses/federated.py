@@ -22,7 +22,9 @@ from benchmark.recipes import Recipe
 from defenses import aggregation, byzantine, partition
 from defenses._base import LoopDefense
 
-AGGREGATIONS = ("mean", "median", "trimmed-mean", "krum", "multi-krum", "bulyan")
+AGGREGATIONS = ("mean", "median", "trimmed-mean", "krum", "multi-krum", "bulyan", "norm-bounding",
+                "centered-clipping", "fltrust")
+ROOT_SALT = 0x5EED
 #: The rules that assume at most ``f`` Byzantine clients per round, and the clients per round each needs: a·f + 3.
 F_RULES = {"krum": 2, "multi-krum": 2, "bulyan": 4}
 PARTITIONS = ("iid", "dirichlet")
@@ -41,6 +43,15 @@ def aggregate(rule: str, updates: np.ndarray, weights: np.ndarray, *, trim_ratio
     if rule == "bulyan":
         return aggregation.bulyan(updates, f)
     raise ValueError(f"unknown aggregation {rule!r}")
+
+
+@dataclass(frozen=True)
+class RoundState:
+    """What the server carries from round to round: the previous aggregate (centered clipping's center) and this
+    round's own update on its root set (FLTrust's reference; None for other rules)."""
+
+    center: np.ndarray
+    reference: np.ndarray | None = None
 
 
 @DEFENSES.register("fedavg", "federated")
@@ -86,6 +97,11 @@ class Federated(Constrained):
     byzantine_scale: float = 10.0
     byzantine_std: float = 1.0
     byzantine_params: str = ""
+    norm_bound: float = 1.0
+    norm_noise: float = 0.0
+    cc_tau: float = 1.0
+    cc_iterations: int = 1
+    root_samples: int = 100
     lr: float = 1e-3
     batch_size: int = 32
 
@@ -105,16 +121,25 @@ class Federated(Constrained):
         "byzantine_scale": Interval(float, 0, None),
         "byzantine_std": Interval(float, 0, None),
         "byzantine_params": Text(),
+        "norm_bound": Interval(float, 0, None, closed="neither"),
+        "norm_noise": Interval(float, 0, None),
+        "cc_tau": Interval(float, 0, None, closed="neither"),
+        "cc_iterations": Interval(int, 1, 100),
+        "root_samples": Interval(int, 0, 100_000),
         "lr": LoopDefense.parameter_constraints["lr"],
         "batch_size": LoopDefense.parameter_constraints["batch_size"],
     }
 
     #: Fields added after results were stored: hashed only when set, so older train hashes hold (``plan``).
-    hashed_when_set: ClassVar[tuple[str, ...]] = ("byzantine_params",)
+    hashed_when_set: ClassVar[tuple[str, ...]] = ("byzantine_params", "norm_bound", "norm_noise", "cc_tau",
+                                                  "cc_iterations", "root_samples")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.client_attack()  # its parameters are checked now, before any work
+        if self.aggregation == "fltrust" and self.root_samples == 0:
+            raise ValueError("fltrust scores the clients against the server's own update on a root set: set "
+                             "root_samples ≥ 1 (Cao et al. use 100)")
         if self.byzantine > self.clients:
             raise ValueError(f"byzantine must be between 0 and clients = {self.clients}, got {self.byzantine}")
         n, f = self.clients_per_round, self.f
@@ -165,46 +190,85 @@ class Federated(Constrained):
         import torch
         from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-        from defenses._train import train
-
-        shards = self.shards(data.y_train, ctx.seed)
+        clients_data, root = self.split_root(data)
+        shards = self.shards(clients_data.y_train, ctx.seed)
         rng = np.random.default_rng([ctx.seed, 0xFED])
-        local_loss = self.local_defense().batch_loss(ctx)
-        local_recipe = Recipe(epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size)  # Adam, constant rate
         attack = self.client_attack() if self.byzantine else None
-        poisoned = byzantine.poisoned_shards(attack, data, shards, self.byzantine, ctx.seed)
+        poisoned = byzantine.poisoned_shards(attack, clients_data, shards, self.byzantine, ctx.seed)
         model.to(torch.device(ctx.device))
         global_weights = parameters_to_vector(model.parameters()).detach().cpu().double().numpy()
+        state = RoundState(center=np.zeros_like(global_weights))
         for round_index in range(ctx.epochs(self.rounds)):
             chosen = self.choose_clients(rng)
             updates, sizes = [], []
             for client in chosen:
-                vector_to_parameters(torch.from_numpy(global_weights).float().to(ctx.device), model.parameters())
                 shard = shards[client]
-                x, y = poisoned.get(int(client), (data.x_train[shard], data.y_train[shard]))
-                local = DataBundle(data.name, x, y, data.x_test, data.y_test, data.nb_classes)
-                client_ctx = dataclasses.replace(ctx, seed=int(np.random.SeedSequence(
-                    [ctx.seed, round_index, int(client)]).generate_state(1)[0]))
-                loss = local_loss if self.mu == 0 else self.proximal(local_loss, model)
-                train(model, local, client_ctx, recipe=local_recipe, batch_loss=loss)
-                update = parameters_to_vector(model.parameters()).detach().cpu().double().numpy() - global_weights
+                x, y = poisoned.get(int(client), (clients_data.x_train[shard], clients_data.y_train[shard]))
+                update = self.local_update(model, global_weights, x, y, data, ctx, (round_index, int(client)))
                 if client < self.byzantine and hasattr(attack, "boost_update"):  # model replacement
                     update = attack.boost_update(update, clients_per_round=self.clients_per_round)
                 updates.append(update)
                 sizes.append(len(shard))
             stacked = np.array(updates).reshape(len(updates), len(global_weights))  # (0, d) when no client came
             stacked = byzantine.corrupt(stacked, attack, int((chosen < self.byzantine).sum()), rng)
-            global_weights = global_weights + self.server_update(stacked, np.asarray(sizes), rng)
+            if root is not None:  # FLTrust: the server's own update on its root set, from the same weights
+                state = dataclasses.replace(state, reference=self.local_update(
+                    model, global_weights, root.x_train, root.y_train, data, ctx, (round_index, ROOT_SALT)))
+            aggregate_update = self.server_update(stacked, np.asarray(sizes), rng, state)
+            state = dataclasses.replace(state, center=aggregate_update)
+            global_weights = global_weights + aggregate_update
         vector_to_parameters(torch.from_numpy(global_weights).float().to(ctx.device), model.parameters())
         model.eval()
         return model
+
+    def local_update(self, model, global_weights: np.ndarray, x: np.ndarray, y: np.ndarray, data: DataBundle,
+                     ctx: RunContext, key: tuple[int, int]) -> np.ndarray:
+        """One client's update (new weights − ``global_weights``) after training on ``x``, ``y`` with the local
+        objective and recipe, its randomness drawn from the run's seed and ``key`` (round, client)."""
+        import torch
+        from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+        from defenses._train import train
+
+        vector_to_parameters(torch.from_numpy(global_weights).float().to(ctx.device), model.parameters())
+        local = DataBundle(data.name, x, y, data.x_test, data.y_test, data.nb_classes)
+        client_ctx = dataclasses.replace(ctx, seed=int(np.random.SeedSequence([ctx.seed, *key]).generate_state(1)[0]))
+        local_loss = self.local_defense().batch_loss(ctx)
+        loss = local_loss if self.mu == 0 else self.proximal(local_loss, model)
+        recipe = Recipe(epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size)  # Adam, constant rate
+        train(model, local, client_ctx, recipe=recipe, batch_loss=loss)
+        return parameters_to_vector(model.parameters()).detach().cpu().double().numpy() - global_weights
+
+    def split_root(self, data: DataBundle) -> tuple[DataBundle, DataBundle | None]:
+        """The clients' data, and the server's root set for FLTrust (the last ``root_samples`` training samples,
+        which no client holds; None for every other rule)."""
+        if self.aggregation != "fltrust":
+            return data, None
+        cut = len(data.y_train) - self.root_samples
+        if cut < self.clients:
+            raise ValueError(f"root_samples={self.root_samples} leaves {cut} training samples for "
+                             f"{self.clients} clients")
+        clients = DataBundle(data.name, data.x_train[:cut], data.y_train[:cut], data.x_test, data.y_test,
+                             data.nb_classes)
+        return clients, DataBundle(data.name, data.x_train[cut:], data.y_train[cut:], data.x_test, data.y_test,
+                                   data.nb_classes)
 
     def choose_clients(self, rng: np.random.Generator) -> np.ndarray:
         """This round's clients, in order: ``clients_per_round`` drawn without replacement."""
         return np.sort(rng.choice(self.clients, self.clients_per_round, replace=False))
 
-    def server_update(self, updates: np.ndarray, sizes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """What the server adds to the global weights: the aggregation rule over the round's stacked updates."""
+    def server_update(self, updates: np.ndarray, sizes: np.ndarray, rng: np.random.Generator, state: RoundState
+                      ) -> np.ndarray:
+        """What the server adds to the global weights: the aggregation rule over the round's stacked updates
+        (``state``: the previous aggregate, centered clipping's center; the server's own update, FLTrust's)."""
+        if self.aggregation == "norm-bounding":
+            return aggregation.norm_bounded_mean(updates, sizes, bound=self.norm_bound, noise_std=self.norm_noise,
+                                                 rng=rng)
+        if self.aggregation == "centered-clipping":
+            return aggregation.centered_clipping(updates, center=state.center, tau=self.cc_tau,
+                                                 iterations=self.cc_iterations)
+        if self.aggregation == "fltrust":
+            return aggregation.fltrust(updates, state.reference)
         return aggregate(self.aggregation, updates, sizes, trim_ratio=self.trim_ratio, f=self.f)
 
     def released_update(self, update: np.ndarray, rng: np.random.Generator) -> np.ndarray:
