@@ -81,6 +81,7 @@ def preflight(config: Any) -> Any:
     if config.model_file is None:
         check_input_shape(config.model, config.dataset)
     preflight_privacy(config)
+    check_defense_data(config)
     if config.model_file is None and ":" not in config.dataset:  # a built-in dataset of images
         return config
     import dataclasses
@@ -98,6 +99,22 @@ def preflight(config: Any) -> Any:
                         f"{config.defenses[0].label!r} needs to train {config.model}; a trained model given as a "
                         f"file needs only the test split")
     return check_loaded_model(config, data)
+
+
+def check_defense_data(config: Any) -> None:
+    """Each defense's ``check_data`` (federated ones with Byzantine clients or FLTrust: the attack fits the data, the
+    root set leaves the clients data), with the data loaded only for them; one line naming the defense."""
+    from benchmark import DEFENSES
+    from benchmark.plan import load_dataset
+
+    for spec in config.defenses:
+        params = dict(spec.params)
+        if hasattr(DEFENSES.get(spec.name), "check_data") and (params.get("byzantine")
+                                                                 or params.get("aggregation") == "fltrust"):
+            try:
+                spec.build().check_data(load_dataset(config.dataset))
+            except ValueError as exc:
+                raise DataError(f"--defense: {spec.label}: {exc}") from None
 
 
 def check_input_shape(model: str, dataset: str) -> None:

@@ -163,3 +163,18 @@ class DPGuarantee:
     @classmethod
     def from_json(cls, data: Any) -> DPGuarantee:
         return from_fields(cls, data)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackdoorOutcome:
+    """A backdoor's success on the trained model (federated rows whose Byzantine clients plant one): the share of
+    the evaluated test samples not of class ``target`` that the triggered input sends to ``target``, and how many
+    such samples there were."""
+
+    target: int
+    success_rate: float
+    n: int
+
+    @classmethod
+    def from_json(cls, data: Any) -> BackdoorOutcome:
+        return from_fields(cls, data)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.privacy import DPGuarantee, PrivacyResult, from_fields
+from benchmark.privacy import BackdoorOutcome, DPGuarantee, PrivacyResult, from_fields
 from benchmark.validity import Probes
 
 RECORD_VERSION = 2
@@ -143,6 +143,7 @@ class Record:
     n_train: int | None = None  # trained on the first n training samples only (--n-train; None: all)
     privacy: PrivacyResult | None = None  # the privacy attacks on the trained model (None: none asked for)
     dp: DPGuarantee | None = None  # a differentially private defense's guarantee (None: not a DP defense)
+    backdoor: BackdoorOutcome | None = None  # a planted backdoor's success rate (None: no backdoor attack)
 
     @property
     def board_key(self) -> tuple[str, str, tuple[float, ...], str]:
@@ -169,6 +170,7 @@ class Record:
             "model_source": lambda source: None if source is None else ModelSource.from_json(source),
             "privacy": lambda result: None if result is None else PrivacyResult.from_json(result),
             "dp": lambda guarantee: None if guarantee is None else DPGuarantee.from_json(guarantee),
+            "backdoor": lambda outcome: None if outcome is None else BackdoorOutcome.from_json(outcome),
         }
         return from_fields(cls, data, **convert)
 

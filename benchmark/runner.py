@@ -72,6 +72,7 @@ class Evaluation:
     batch_size: int
     eval_seconds: float
     probe_seconds: float
+    backdoor: Any = None  # a planted backdoor's success (``benchmark.backdoor_stage``; None: none planted)
 
 
 def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: bool = False) -> Record | None:
@@ -257,7 +258,10 @@ def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress
                         pgd=probe_pgd(job, armed.attacks) if has_gradients(trained.model) else None,
                         trained_correct=stored_correct(trained.info, len(test.x_test)),
                         outputs=getattr(trained.model, "outputs", "logits"))
+    from benchmark.backdoor_stage import backdoor_of
+
     return Evaluation(sweep=result, probes=probes, attacks=armed.attacks, batch_size=armed.batch_size,
+                      backdoor=backdoor_of(job, x, test.y_test, armed.estimator.predict),
                       eval_seconds=eval_seconds, probe_seconds=time.perf_counter() - start)
 
 
@@ -294,6 +298,7 @@ def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evalua
         probe_seconds=evaluation.probe_seconds, model_source=model_source(job), data_source=job.data_source,
         headline_eps=job_headline(job), recipe=None if job.recipe is None else job.recipe.as_dict(),
         early_stop_epoch=trained.info.early_stop_epoch, n_train=job.n_train, privacy=privacy, dp=trained.info.dp,
+        backdoor=evaluation.backdoor,
     )
 
 

@@ -167,6 +167,14 @@ class Federated(Constrained):
             raise ValueError(f"trimmed-mean drops ⌊trim_ratio·n⌋ = {int(self.trim_ratio * n)} updates at each "
                              f"end, but {where}: {fix}")
 
+    def check_data(self, data: DataBundle) -> None:
+        """Before any work: the Byzantine clients' attack fits the data (a backdoor's target among the labels, its
+        trigger inside the image), and FLTrust's root set leaves every client data (``ValueError`` naming it)."""
+        attack = self.client_attack()
+        if self.byzantine and hasattr(attack, "check"):
+            attack.check(data.input_shape, data.nb_classes)
+        self.split_root(data)
+
     def client_attack(self):
         """The attack the Byzantine clients run (``defenses/byzantine.py``)."""
         return byzantine.build_attack(self.byzantine_attack, self.byzantine_params, self)
