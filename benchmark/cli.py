@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from benchmark import cli_data, cli_reports
+from benchmark import cli_data, cli_matrix, cli_reports
 from benchmark.console import OneLineErrors, dry_run_option, print_board, run_or_plan, setup_logging, time_limit_option
 
 KINDS = ("defenses", "attacks", "privacy", "datasets", "models")
@@ -160,3 +160,4 @@ def evaluation_config(config_file: str | None, options: dict[str, Any], *, creat
 for command in cli_reports.COMMANDS:
     main.add_command(command)
 main.add_command(cli_data.data)
+main.add_command(cli_matrix.matrix)
