@@ -16,7 +16,7 @@ import click
 from benchmark import cli_data, cli_matrix, cli_reports
 from benchmark.console import OneLineErrors, dry_run_option, print_board, run_or_plan, setup_logging, time_limit_option
 
-KINDS = ("defenses", "attacks", "privacy", "datasets", "models")
+KINDS = ("defenses", "attacks", "privacy", "client-attacks", "datasets", "models")
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,11 +34,13 @@ def main(verbose: bool) -> None:
 @main.command("list")
 @click.argument("kind", required=False, type=click.Choice(KINDS))
 def list_command(kind: str | None) -> None:
-    """List registered defenses, attacks, privacy attacks, datasets and models, with their parameters."""
+    """List registered defenses, attacks, privacy attacks, client attacks, datasets and models, with their
+    parameters."""
     import benchmark
 
     registries = {"defenses": benchmark.DEFENSES, "attacks": benchmark.ATTACKS, "privacy": benchmark.PRIVACY,
-                  "datasets": benchmark.DATASETS, "models": benchmark.MODELS}
+                  "client-attacks": benchmark.CLIENT_ATTACKS, "datasets": benchmark.DATASETS,
+                  "models": benchmark.MODELS}
     for name in [kind] if kind else KINDS:
         registry = registries[name]
         click.secho(f"{name}:", bold=True)
@@ -57,7 +59,8 @@ def describe_params(plugin: Any) -> str:
 
     parts = describe_fields(plugin)
     if hasattr(plugin, "kind"):
-        tags = [f"kind={plugin.kind}"] + [t for t in ("labels_only", "needs_grad") if getattr(plugin, t, False)]
+        tags = [f"kind={plugin.kind}"] + [t for t in ("labels_only", "needs_grad", "omniscient")
+                                          if getattr(plugin, t, False)]
         parts.append("[" + " ".join(tags) + "]")
     elif hasattr(plugin, "needs_grad"):
         tags = ["norms=" + ",".join(f"L{n}" for n in plugin.norms)]
