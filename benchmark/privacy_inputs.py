@@ -32,6 +32,10 @@ def parse_privacy(value: Any, where: str, defenses: tuple[PluginSpec, ...], mode
     if value is None or value == "" or value == []:
         return ()
     specs = parse_plugins("privacy", value, where)
+    inversions = [spec.label for spec in specs if PRIVACY.get(spec.name).kind == "inversion"]
+    if len(inversions) > 1:
+        raise ConfigError(f"{where}: one gradient inversion per run, got {', '.join(inversions)}; give one, with "
+                          f"every setting it should sweep (batch_sizes, local_steps)")
     federated = [spec.name for spec in defenses if is_federated(spec.name)]
     for spec in specs:
         attack = PRIVACY.get(spec.name)

@@ -47,7 +47,7 @@ def run_privacy(job: Any, data: DataBundle, model: Any, *, on_attack: Any = None
             outcomes[label] = run_membership(label, attack, estimator, members, seed=job.seed)
     inverted = None
     defense = job.defense.build()
-    for label, attack in inversion.items():  # parse_privacy allows one inversion attack per run at most
+    for label, attack in inversion.items():  # parse_privacy allows one at most
         if not hasattr(defense, "released_update"):
             logger.info("%s: not federated, so %s has no client update to attack", job.defense.label, label)
             continue

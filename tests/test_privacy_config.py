@@ -44,6 +44,8 @@ def test_privacy_attacks_parse_with_parameters_and_suggest_names(tmp_path):
     ({"privacy": "gradient-inversion"},
      r"--privacy: 'gradient-inversion' reconstructs a federated client's images .* no defense of the run is "
      r"federated \(standard, pgd-at\); add one of .*fedavg"),
+    ({"defenses": "fedavg", "privacy": "gradient-inversion,gradient-inversion:victims=1"},
+     r"--privacy: one gradient inversion per run, got gradient-inversion, gradient-inversion\(victims=1\)"),
     ({"mia_samples": "1"}, r"--mia-samples: must be an int in \[2, "),
     ({"n_train": "0"}, r"--n-train: must be an int in \[1, "),
 ])

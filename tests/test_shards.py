@@ -84,7 +84,7 @@ def test_shards_on_worker_processes_give_the_numbers_of_one(tmp_path, unsharded)
     assert unsharded[1] == per_sample(tmp_path / "pool")
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # 17 s (a local Ray cluster); e2e/test_executors.py runs jobs on Ray in every run
 def test_shards_on_a_local_ray_cluster_give_the_numbers_of_one(tmp_path, unsharded):
     """Each shard is a Ray task of its own (one per GPU on a cluster); the parts merge into the one record."""
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'defense-bench[ray]')")

@@ -69,10 +69,11 @@ def records(out: Path) -> dict[str, Record]:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("executor", "signum", "to_group", "code", "line"),
-    [
+    [  # each executor and each signal once by default; the two other pairings with --heavy (25 s more)
         ("process", signal.SIGINT, True, 130, "bench: interrupted; "),
-        ("process", signal.SIGTERM, False, 143, "bench: interrupted (SIGTERM); "),
-        ("inline", signal.SIGINT, True, 130, "bench: interrupted; "),
+        pytest.param("process", signal.SIGTERM, False, 143, "bench: interrupted (SIGTERM); ",
+                     marks=pytest.mark.heavy),
+        pytest.param("inline", signal.SIGINT, True, 130, "bench: interrupted; ", marks=pytest.mark.heavy),
         ("inline", signal.SIGTERM, False, 143, "bench: interrupted (SIGTERM); "),
     ],
     ids=["process-SIGINT", "process-SIGTERM", "inline-SIGINT", "inline-SIGTERM"],
