@@ -78,6 +78,8 @@ class Federated(Constrained):
         byzantine_scale: multiplier of sign-flip and scale updates.
         byzantine_std: standard deviation of gaussian updates.
         byzantine_params: the attack's own parameters, ``key=value;key=value`` (e.g. ``eps=10`` for ipm).
+        attack_start: the round from which the Byzantine clients attack (before it they train honestly): a
+            backdoor by model replacement is planted in a model near convergence (Bagdasaryan et al. 2020).
         lr: Adam learning rate of the local training.
         batch_size: samples per local optimiser step.
     """
@@ -97,6 +99,7 @@ class Federated(Constrained):
     byzantine_scale: float = 10.0
     byzantine_std: float = 1.0
     byzantine_params: str = ""
+    attack_start: int = 0
     norm_bound: float = 1.0
     norm_noise: float = 0.0
     cc_tau: float = 1.0
@@ -121,6 +124,7 @@ class Federated(Constrained):
         "byzantine_scale": Interval(float, 0, None),
         "byzantine_std": Interval(float, 0, None),
         "byzantine_params": Text(),
+        "attack_start": Interval(int, 0, 10_000),
         "norm_bound": Interval(float, 0, None, closed="neither"),
         "norm_noise": Interval(float, 0, None),
         "cc_tau": Interval(float, 0, None, closed="neither"),
@@ -131,8 +135,8 @@ class Federated(Constrained):
     }
 
     #: Fields added after results were stored: hashed only when set, so older train hashes hold (``plan``).
-    hashed_when_set: ClassVar[tuple[str, ...]] = ("byzantine_params", "norm_bound", "norm_noise", "cc_tau",
-                                                  "cc_iterations", "root_samples")
+    hashed_when_set: ClassVar[tuple[str, ...]] = ("byzantine_params", "attack_start", "norm_bound", "norm_noise",
+                                                  "cc_tau", "cc_iterations", "root_samples")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -208,17 +212,19 @@ class Federated(Constrained):
         state = RoundState(center=np.zeros_like(global_weights))
         for round_index in range(ctx.epochs(self.rounds)):
             chosen = self.choose_clients(rng)
+            acting = attack if round_index >= self.attack_start else None  # before attack_start: honest
             updates, sizes = [], []
             for client in chosen:
                 shard = shards[client]
-                x, y = poisoned.get(int(client), (clients_data.x_train[shard], clients_data.y_train[shard]))
+                own = (clients_data.x_train[shard], clients_data.y_train[shard])
+                x, y = poisoned.get(int(client), own) if acting else own
                 update = self.local_update(model, global_weights, x, y, data, ctx, (round_index, int(client)))
-                if client < self.byzantine and hasattr(attack, "boost_update"):  # model replacement
-                    update = attack.boost_update(update, clients_per_round=self.clients_per_round)
+                if client < self.byzantine and hasattr(acting, "boost_update"):  # model replacement
+                    update = acting.boost_update(update, clients_per_round=self.clients_per_round)
                 updates.append(update)
                 sizes.append(len(shard))
             stacked = np.array(updates).reshape(len(updates), len(global_weights))  # (0, d) when no client came
-            stacked = byzantine.corrupt(stacked, attack, int((chosen < self.byzantine).sum()), rng)
+            stacked = byzantine.corrupt(stacked, acting, int((chosen < self.byzantine).sum()), rng)
             if root is not None:  # FLTrust: the server's own update on its root set, from the same weights
                 state = dataclasses.replace(state, reference=self.local_update(
                     model, global_weights, root.x_train, root.y_train, data, ctx, (round_index, ROOT_SALT)))

@@ -103,3 +103,19 @@ def test_the_robust_rules_resist_a_sign_flip_the_mean_does_not(synthetic, rule, 
 def test_fltrust_without_a_root_set_is_refused_naming_the_parameter():
     with pytest.raises(ConfigError, match=r"fltrust scores the clients .*: set root_samples ≥ 1"):
         parse_plugins("defense", "fedavg:aggregation=fltrust,root_samples=0", "--defense")
+
+
+def test_byzantine_clients_train_honestly_before_attack_start(synthetic):
+    """With attack_start past the last round the attackers never act: the model is the honest one, bit for bit."""
+    def weights(**params):
+        torch.set_num_threads(1)
+        torch.manual_seed(0)
+        model = bench.MODELS.get("mlp")(synthetic.input_shape, synthetic.nb_classes)
+        bench.DEFENSES.get("fedavg")(rounds=3, **params).fit(model, synthetic, RunContext(seed=0))
+        return [value.clone() for value in model.state_dict().values()]
+
+    honest = weights()
+    late = weights(byzantine=2, byzantine_attack="sign-flip", attack_start=3)
+    attacked = weights(byzantine=2, byzantine_attack="sign-flip", attack_start=2)
+    assert all(torch.equal(a, b) for a, b in zip(honest, late, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(honest, attacked, strict=True))
