@@ -143,6 +143,16 @@ def check_scores(label: str, members: Any, nonmembers: Any, data: MembershipData
             raise AttackError(f"privacy attack {label!r} returned non-finite scores for {side}")
 
 
+def split_sides(n_train_all: int, n_train: int | None, n_test: int) -> tuple[int, int, str]:
+    """(members, non-members available, where the non-members come from) for a model trained on the first
+    ``n_train`` of ``n_train_all`` training samples (all when None): the training samples after them ("holdout"),
+    else the ``n_test`` test samples ("test")."""
+    members = n_train_all if n_train is None else n_train
+    if members < n_train_all:
+        return members, n_train_all - members, "holdout"
+    return members, n_test, "test"
+
+
 def split_size(samples: int | None, members_available: int, nonmembers_available: int) -> int:
     """Samples per side of the split (both halves together, an even number): ``samples`` rounded down to even, or by
     default the largest even number up to ``DEFAULT_SAMPLES`` that both sides have. ``ValueError`` naming
@@ -168,9 +178,7 @@ def membership_split(data: DataBundle, *, n_train: int | None, samples: int | No
     n_all = len(data.x_train)
     if n_train is not None and not 1 <= n_train <= n_all:
         raise ValueError(f"--n-train: {n_train} is not between 1 and the {n_all} training samples")
-    members = n_all if n_train is None else n_train
-    source = "holdout" if members < n_all else "test"
-    nonmembers = n_all - members if source == "holdout" else len(data.x_test)
+    members, nonmembers, source = split_sides(n_all, n_train, len(data.x_test))
     size = split_size(samples, members, nonmembers)
     rng = np.random.default_rng([seed, SPLIT_SALT])
     member_index = rng.choice(members, size, replace=False)

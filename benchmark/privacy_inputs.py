@@ -66,7 +66,7 @@ def check_split_size(config: Any, n_train_available: int, n_test_available: int)
     """Refuse (``DataError`` naming the option) an ``--n-train`` beyond the training samples, and a
     ``--mia-samples`` beyond the members or non-members there are: members are the samples trained on, non-members
     the training samples after ``--n-train`` (a holdout) or else the test split."""
-    from benchmark.membership import split_size
+    from benchmark.membership import split_sides, split_size
 
     n_train = config.n_train
     if n_train is not None and n_train > n_train_available:
@@ -74,10 +74,9 @@ def check_split_size(config: Any, n_train_available: int, n_test_available: int)
                         f"{config.dataset}")
     if not config.privacy or not any(PRIVACY.get(spec.name).kind == "membership" for spec in config.privacy):
         return
-    members = n_train_available if n_train is None else n_train
-    holdout = n_train_available - members
+    members, nonmembers, _ = split_sides(n_train_available, n_train, n_test_available)
     try:
-        split_size(config.mia_samples, members, holdout if holdout > 0 else n_test_available)
+        split_size(config.mia_samples, members, nonmembers)
     except ValueError as exc:
         raise DataError(str(exc)) from None
 

@@ -25,6 +25,7 @@ from benchmark.api import DataBundle, RunContext
 from benchmark.estimator import wrap
 from benchmark.runner import sample_keys
 from tests.benchmarks.conftest import compare
+from tests.hand_loops import hand_pgd
 
 SHAPE, CLASSES, EPS, STEP, STEPS = (3, 32, 32), 10, 8 / 255, 2 / 255, 10
 ATTACK_BATCH = 16
@@ -42,20 +43,6 @@ def cifar_shaped(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` random uint8 images 3×32×32 and labels, as CIFAR-10's binary files hold them."""
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (n, *SHAPE), dtype=np.uint8), rng.integers(0, CLASSES, n).astype(np.int64)
-
-
-def hand_pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, step: float,
-             steps: int) -> torch.Tensor:
-    """The floor: plain torch L∞ PGD from a uniform random start (sign steps, projection onto the ε-ball and
-    [0, 1]), input gradients only."""
-    delta = torch.empty_like(x).uniform_(-eps, eps)
-    delta = (x + delta).clamp(0, 1) - x
-    for _ in range(steps):
-        delta.requires_grad_(True)
-        (grad,) = torch.autograd.grad(F.cross_entropy(model(x + delta), y), delta)
-        delta = (delta.detach() + step * grad.sign()).clamp(-eps, eps)
-        delta = (x + delta).clamp(0, 1) - x
-    return (x + delta).detach()
 
 
 def test_pgd10_resnet_vs_hand_written(benchmark):

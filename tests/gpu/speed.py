@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tests.hand_loops import hand_pgd
+
 SHAPE, CLASSES, EPS, STEP = (3, 32, 32), 10, 8 / 255, 2 / 255
 MODELS = ("preact-resnet18", "wrn-28-10")
 
@@ -85,18 +87,6 @@ def build(name: str, device: str, channels_last: bool) -> torch.nn.Module:
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def hand_pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> torch.Tensor:
-    """Plain torch L∞ PGD from a uniform random start, input gradients only."""
-    delta = torch.empty_like(x).uniform_(-EPS, EPS)
-    delta = (x + delta).clamp(0, 1) - x
-    for _ in range(steps):
-        delta.requires_grad_(True)
-        (grad,) = torch.autograd.grad(F.cross_entropy(model(x + delta), y), delta)
-        delta = (delta.detach() + STEP * grad.sign()).clamp(-EPS, EPS)
-        delta = (x + delta).clamp(0, 1) - x
-    return (x + delta).detach()
-
-
 def data(n: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, (n, *SHAPE), dtype=np.uint8), rng.integers(0, CLASSES, n).astype(np.int64)
@@ -129,7 +119,8 @@ def evaluation(name: str, device: str, amp: str, channels_last: bool, size: Size
         with autocast(amp, device):
             for i in range(0, len(xs), batch):
                 xb = xs[i : i + batch].to(device).contiguous(memory_format=memory)
-                out.append(hand_pgd(model, xb, ys[i : i + batch].to(device), size.steps).cpu())
+                yb = ys[i : i + batch].to(device)
+                out.append(hand_pgd(model, xb, yb, eps=EPS, step=STEP, steps=size.steps).cpu())
         return torch.cat(out).numpy()
 
     harness(slice(0, batch)), hand(slice(0, batch))  # warm-up: cuDNN's algorithm search, allocator
@@ -147,7 +138,7 @@ def hand_epoch(model: torch.nn.Module, pixels: torch.Tensor, y: torch.Tensor, *,
         idx = order[start : start + size.train_batch]
         xb, yb = pixels[idx].float().div_(255).contiguous(memory_format=memory), y[idx]
         with autocast(amp, device):
-            loss = F.cross_entropy(model(hand_pgd(model, xb, yb, size.steps)), yb)
+            loss = F.cross_entropy(model(hand_pgd(model, xb, yb, eps=EPS, step=STEP, steps=size.steps)), yb)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
