@@ -25,11 +25,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Fast tests run (and report) first, then those marked ``slow``, then the benchmarks, each group in collection
     order. Every benchmark counts as ``slow``: ``pytest -m "not slow"`` is the quick check. A ``heavy`` test is slow
-    too, and skipped (saying why) unless ``--heavy`` is given."""
+    too, and skipped (saying why) unless ``--heavy`` is given; a heavy benchmark also runs with
+    ``--benchmark-enable`` (measuring, not the one smoke pass plain ``pytest`` makes)."""
     for item in items:
         if BENCHMARKS in item.path.parents or item.get_closest_marker("heavy"):
             item.add_marker(pytest.mark.slow)
-        if item.get_closest_marker("heavy") and not config.getoption("--heavy"):
+        measured = BENCHMARKS in item.path.parents and config.getoption("--benchmark-enable")
+        if item.get_closest_marker("heavy") and not (config.getoption("--heavy") or measured):
             item.add_marker(pytest.mark.skip(reason=HEAVY_REASON))
     items.sort(key=lambda item: (BENCHMARKS in item.path.parents, item.get_closest_marker("slow") is not None))
 

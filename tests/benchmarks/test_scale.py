@@ -65,6 +65,7 @@ def run_cli(*args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.heavy  # 19 s as a smoke pass; the cache is tested in tests/e2e (resume, stored jobs skipped)
 def test_warm_cache_vs_cold(benchmark, tmp_path):
     """(d) `bench evaluate --quick` when everything is stored vs from scratch (--fresh)."""
     out = str(tmp_path)
@@ -75,6 +76,7 @@ def test_warm_cache_vs_cold(benchmark, tmp_path):
         assert ratio < 0.5
 
 
+@pytest.mark.heavy  # 17 s as a smoke pass; the process pool is tested in tests/e2e/test_executors.py
 @pytest.mark.parametrize("workers", [2])
 def test_job_grid_two_workers_vs_one(benchmark, tmp_path, workers):
     """(e) Four equal jobs on a pool of one worker vs a pool of two (one torch thread each, start-up included).
