@@ -21,6 +21,7 @@ from benchmark.constraints import Constrained, Interval, Options, Text
 from benchmark.recipes import Recipe
 from defenses import aggregation, byzantine, partition
 from defenses._base import LoopDefense
+from defenses.byzantine import SAMPLINGS
 
 AGGREGATIONS = ("mean", "median", "trimmed-mean", "krum", "multi-krum", "bulyan", "norm-bounding",
                 "centered-clipping", "fltrust")
@@ -72,12 +73,14 @@ class Federated(Constrained):
         f: the number of Byzantine clients per round krum, multi-krum and bulyan assume; at least the Byzantine
             clients a round can draw (``min(byzantine, clients per round)``), or the defense is refused.
         mu: FedProx proximal weight (0 = FedAvg).
-        byzantine: how many clients send corrupted updates (clients 0 … byzantine-1).
+        byzantine: how many clients attack (see ``byzantine_sampling``).
         byzantine_attack: the client attack the Byzantine clients run (``bench list`` shows them: sign-flip,
             gaussian, scale, alie, ipm, min-max, min-sum, label-flip, backdoor; ``defenses/byzantine.py``).
         byzantine_scale: multiplier of sign-flip and scale updates.
         byzantine_std: standard deviation of gaussian updates.
         byzantine_params: the attack's own parameters, ``key=value;key=value`` (e.g. ``eps=10`` for ipm).
+        byzantine_sampling: ``fixed`` (clients 0 … byzantine−1 attack whenever drawn) or ``round`` (each round,
+            ``min(byzantine, clients per round)`` of its clients, drawn afresh, attack).
         attack_start: the round from which the Byzantine clients attack (before it they train honestly): a
             backdoor by model replacement is planted in a model near convergence (Bagdasaryan et al. 2020).
         lr: Adam learning rate of the local training.
@@ -99,6 +102,7 @@ class Federated(Constrained):
     byzantine_scale: float = 10.0
     byzantine_std: float = 1.0
     byzantine_params: str = ""
+    byzantine_sampling: str = "fixed"
     attack_start: int = 0
     norm_bound: float = 1.0
     norm_noise: float = 0.0
@@ -124,6 +128,7 @@ class Federated(Constrained):
         "byzantine_scale": Interval(float, 0, None),
         "byzantine_std": Interval(float, 0, None),
         "byzantine_params": Text(),
+        "byzantine_sampling": Options(*SAMPLINGS),
         "attack_start": Interval(int, 0, 10_000),
         "norm_bound": Interval(float, 0, None, closed="neither"),
         "norm_noise": Interval(float, 0, None),
@@ -135,8 +140,9 @@ class Federated(Constrained):
     }
 
     #: Fields added after results were stored: hashed only when set, so older train hashes hold (``plan``).
-    hashed_when_set: ClassVar[tuple[str, ...]] = ("byzantine_params", "attack_start", "norm_bound", "norm_noise",
-                                                  "cc_tau", "cc_iterations", "root_samples")
+    hashed_when_set: ClassVar[tuple[str, ...]] = ("byzantine_params", "byzantine_sampling", "attack_start",
+                                                  "norm_bound", "norm_noise", "cc_tau", "cc_iterations",
+                                                  "root_samples")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -206,25 +212,27 @@ class Federated(Constrained):
         shards = self.shards(clients_data.y_train, ctx.seed)
         rng = np.random.default_rng([ctx.seed, 0xFED])
         attack = self.client_attack() if self.byzantine else None
-        poisoned = byzantine.poisoned_shards(attack, clients_data, shards, self.byzantine, ctx.seed)
+        attackers = byzantine.Attackers(attack, sampling=self.byzantine_sampling, count=self.byzantine,
+                                        data=clients_data, shards=shards, seed=ctx.seed)
         model.to(torch.device(ctx.device))
         global_weights = parameters_to_vector(model.parameters()).detach().cpu().double().numpy()
         state = RoundState(center=np.zeros_like(global_weights))
-        for round_index in range(ctx.epochs(self.rounds)):
-            chosen = self.choose_clients(rng)
-            acting = attack if round_index >= self.attack_start else None  # before attack_start: honest
+        rounds = ctx.epochs(self.rounds)
+        for round_index in range(rounds):
+            acting = attack if self.attacks_in(round_index, rounds, attack) else None
+            chosen, n_bad = attackers.order(self.choose_clients(rng)) if acting else (self.choose_clients(rng), 0)
             updates, sizes = [], []
-            for client in chosen:
-                shard = shards[client]
-                own = (clients_data.x_train[shard], clients_data.y_train[shard])
-                x, y = poisoned.get(int(client), own) if acting else own
-                update = self.local_update(model, global_weights, x, y, data, ctx, (round_index, int(client)))
-                if client < self.byzantine and hasattr(acting, "boost_update"):  # model replacement
-                    update = acting.boost_update(update, clients_per_round=self.clients_per_round)
+            for position, client in enumerate(chosen):
+                bad = position < n_bad
+                x, y = attackers.data_of(int(client)) if bad else self.client_data(clients_data, shards[client])
+                update = self.local_update(model, global_weights, x, y, data, ctx, (round_index, int(client)),
+                                           recipe=self.recipe(acting if bad else None))
+                if bad and hasattr(acting, "boost_update"):  # model replacement
+                    update = acting.boost_update(update, clients_per_round=len(chosen), attackers=n_bad)
                 updates.append(update)
-                sizes.append(len(shard))
+                sizes.append(len(shards[client]))
             stacked = np.array(updates).reshape(len(updates), len(global_weights))  # (0, d) when no client came
-            stacked = byzantine.corrupt(stacked, acting, int((chosen < self.byzantine).sum()), rng)
+            stacked = byzantine.corrupt(stacked, acting, n_bad, rng)
             if root is not None:  # FLTrust: the server's own update on its root set, from the same weights
                 state = dataclasses.replace(state, reference=self.local_update(
                     model, global_weights, root.x_train, root.y_train, data, ctx, (round_index, ROOT_SALT)))
@@ -235,10 +243,27 @@ class Federated(Constrained):
         model.eval()
         return model
 
+    def attacks_in(self, round_index: int, rounds: int, attack) -> bool:
+        """Whether the Byzantine clients attack in ``round_index`` of ``rounds``: from ``attack_start`` on, and,
+        for an attack with ``quiet_rounds`` (a backdoor), not in the last ones (honest again there)."""
+        quiet = getattr(attack, "quiet_rounds", 0)
+        return attack is not None and self.attack_start <= round_index < rounds - quiet
+
+    @staticmethod
+    def client_data(data: DataBundle, shard: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return data.x_train[shard], data.y_train[shard]
+
+    def recipe(self, attack=None) -> Recipe:
+        """The local training recipe (Adam at a constant rate): the defense's, or an attacker's own epochs and
+        rate where its attack sets them (a backdoor's ``local_epochs`` and ``lr``; 0 keeps the defense's)."""
+        epochs = getattr(attack, "local_epochs", 0) or self.local_epochs
+        return Recipe(epochs=epochs, lr=getattr(attack, "lr", 0.0) or self.lr, batch_size=self.batch_size)
+
     def local_update(self, model, global_weights: np.ndarray, x: np.ndarray, y: np.ndarray, data: DataBundle,
-                     ctx: RunContext, key: tuple[int, int]) -> np.ndarray:
+                     ctx: RunContext, key: tuple[int, int], recipe: Recipe | None = None) -> np.ndarray:
         """One client's update (new weights − ``global_weights``) after training on ``x``, ``y`` with the local
-        objective and recipe, its randomness drawn from the run's seed and ``key`` (round, client)."""
+        objective and ``recipe`` (default: the defense's), its randomness drawn from the run's seed and ``key``
+        (round, client)."""
         import torch
         from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
@@ -249,8 +274,7 @@ class Federated(Constrained):
         client_ctx = dataclasses.replace(ctx, seed=int(np.random.SeedSequence([ctx.seed, *key]).generate_state(1)[0]))
         local_loss = self.local_defense().batch_loss(ctx)
         loss = local_loss if self.mu == 0 else self.proximal(local_loss, model)
-        recipe = Recipe(epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size)  # Adam, constant rate
-        train(model, local, client_ctx, recipe=recipe, batch_loss=loss)
+        train(model, local, client_ctx, recipe=recipe or self.recipe(), batch_loss=loss)
         return parameters_to_vector(model.parameters()).detach().cpu().double().numpy() - global_weights
 
     def split_root(self, data: DataBundle) -> tuple[DataBundle, DataBundle | None]:

@@ -161,14 +161,20 @@ def test_poison_with_no_sample_to_poison_returns_the_data():
     assert np.array_equal(x_out, x) and np.array_equal(y_out, y)
 
 
-def test_boost_update_scales_by_gamma_and_by_clients_per_round_by_default():
+def test_boost_update_scales_by_gamma_and_by_clients_per_round_shared_by_the_attackers_by_default():
     update = np.array([[0.5, -1.0, 2.0]])
     assert np.array_equal(attack("backdoor").boost_update(update, clients_per_round=10), [[5.0, -10.0, 20.0]])
-    assert np.array_equal(attack("backdoor", boost=2.5).boost_update(update, clients_per_round=10),
+    # two attackers in a round of 10 each send 5·(X − G): the mean of their updates and 8 zero ones is X − G
+    halves = attack("backdoor").boost_update(update, clients_per_round=10, attackers=2)
+    assert np.array_equal(halves, [[2.5, -5.0, 10.0]])
+    assert np.allclose(np.concatenate([halves, halves, np.zeros((8, 3))]).mean(axis=0), update[0])
+    assert np.array_equal(attack("backdoor", boost=2.5).boost_update(update, clients_per_round=10, attackers=2),
                           [[1.25, -2.5, 5.0]])
     assert np.array_equal(attack("backdoor", boost=1.0).boost_update(update, clients_per_round=7), update)
     with pytest.raises(ValueError, match="clients_per_round must be an int ≥ 1, got 0"):
         attack("backdoor").boost_update(update, clients_per_round=0)
+    with pytest.raises(ValueError, match="attackers must be an int ≥ 1, got 0"):
+        attack("backdoor").boost_update(update, clients_per_round=10, attackers=0)
 
 
 def test_check_refuses_a_target_outside_the_labels_and_a_trigger_larger_than_the_image():
