@@ -192,7 +192,7 @@ def read_baseline(path: str) -> dict[str, Any]:
 #: Baseline fields holding fractions in [0, 1] (a key anywhere on the number's path), fields that are ≥ 0 (by name,
 #: or by the suffix of the name), and fields that may be +∞ (a minimal-norm attack's median distance when it broke
 #: under half its samples; the PSNR of a perfect reconstruction).
-FRACTIONS = frozenset({"clean_accuracy", "robust_accuracy", "per_attack", "clean_ci", "robust_ci"})
+FRACTIONS = frozenset({"clean_accuracy", "robust_accuracy", "per_attack", "clean_ci", "robust_ci", "success_rate"})
 NON_NEGATIVE = frozenset({"eps", "headline_eps", "seed", "seeds", "n_test", "batch_size"})
 NON_NEGATIVE_SUFFIXES = ("_seconds", "_grad_evals", "_queries", "_sample_runs")
 MAY_BE_INFINITE = frozenset({"median_distance", "psnr", "psnr_values"})
@@ -238,10 +238,11 @@ def field_name(path: tuple) -> str:
 
 
 @click.command()
-@click.option("--baseline", "baseline_path", required=True, help="A leaderboard.json to hold the results to.")
+@click.option("--baseline", "baseline_path", required=True,
+              help="A leaderboard.json (or bench matrix's matrix.json) to hold the results to.")
 @click.option("--tolerance", type=float, default=0.02, show_default=True,
-              help="Largest accepted drop of any accuracy, and rise of the membership-inference advantage "
-                   "(fraction, 0.02 = 2 points).")
+              help="Largest accepted drop of any accuracy, and rise of the membership-inference advantage or of "
+                   "a backdoor's success rate (fraction, 0.02 = 2 points).")
 @click.option("--out", "out_dir", default="bench-results", show_default=True,
               help="Results directory; cached models and results there are reused.")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu or cuda.")
@@ -253,8 +254,8 @@ def field_name(path: tuple) -> str:
 def check(baseline_path: str, tolerance: float, out_dir: str, device: str, model: str | None,
           time_limit_s: float | None, dry_run: bool, verbose: bool) -> None:
     """Re-evaluate a baseline's configuration and fail (exit 1) on a regression beyond the tolerance (an accuracy
-    drop, or a rise of the membership-inference advantage) or a significant paired drop; exit 2 if the baseline is
-    missing, malformed or cannot be reproduced."""
+    drop, or a rise of the membership-inference advantage or of a backdoor's success rate) or a significant paired
+    drop; exit 2 if the baseline is missing, malformed or cannot be reproduced."""
     from benchmark.compare import check_rows
 
     setup_logging(verbose)

@@ -1,10 +1,12 @@
 """Paired comparisons of leaderboard rows: per-ε differences with McNemar's test on the per-sample results, the
-membership-inference advantage where both rows have one, and the regression verdict of ``bench check``."""
+membership-inference advantage and the backdoor success rate where both rows have one, and the regression verdict of
+``bench check``."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +22,12 @@ SIGNIFICANCE = 0.05
 @dataclass(frozen=True)
 class DiffLine:
     label: str  # which row (defense, model, seed)
-    metric: str  # "clean", "ε=0.1" or "MIA adv."
+    metric: str  # "clean", "ε=0.1", "MIA adv." or "backdoor ASR"
     before: float
     after: float
     test: McNemar | None  # on the same samples, when both sides have per-sample results
     status: str = ""  # "ok", "regression", "significant drop" (bench check only)
-    higher_is_better: bool = True  # False for a privacy leak (the MIA advantage): there a rise is the regression
+    higher_is_better: bool = True  # False for a leak (MIA advantage, backdoor success): there a rise is the regression
 
     @property
     def p_value(self) -> float | None:
@@ -84,17 +86,35 @@ def diff(pairs: list[tuple[dict[str, Any], dict[str, Any]]], eps: list[float], l
         before = float(np.mean([accuracy_at(a, eps, k) for a, _ in pairs]))
         after = float(np.mean([accuracy_at(b, eps, k) for _, b in pairs]))
         lines.append(DiffLine(label, metric, before, after, pooled_test(pairs, k)))
-    return lines + advantage_lines(pairs, label)
+    return lines + rise_lines(pairs, label)
 
 
-def advantage_lines(pairs: list[tuple[dict[str, Any], dict[str, Any]]], label: str) -> list[DiffLine]:
-    """The membership advantage (worst case over the attacks), mean over the paired rows before and after, when every
-    row of both sides has one (no line otherwise); lower is better, and there is no paired test."""
-    values = [(advantage_of(a), advantage_of(b)) for a, b in pairs]
-    if not values or any(None in pair for pair in values):
-        return []
-    before, after = (float(np.mean(side)) for side in zip(*values, strict=True))
-    return [DiffLine(label, "MIA adv.", before, after, None, higher_is_better=False)]
+def backdoor_of(row: dict[str, Any]) -> float | None:
+    """A row's backdoor success rate (``benchmark.leaderboard.backdoor_row``); None without a backdoor, or without
+    a sample to measure it on."""
+    rate = (row.get("backdoor") or {}).get("success_rate")
+    return None if rate is None or not math.isfinite(rate) else float(rate)
+
+
+#: A row's optional numbers for which lower is better, so a rise is the regression: the membership advantage (worst
+#: case over the attacks) and the backdoor's success rate. Each: its label, its name in errors, how a row gives it.
+RISES: tuple[tuple[str, str, Callable[[dict[str, Any]], float | None]], ...] = (
+    ("MIA adv.", "membership-inference advantage", advantage_of),
+    ("backdoor ASR", "backdoor success rate", backdoor_of),
+)
+
+
+def rise_lines(pairs: list[tuple[dict[str, Any], dict[str, Any]]], label: str) -> list[DiffLine]:
+    """Per number of ``RISES``, its mean over the paired rows before and after, when every row of both sides has one
+    (no line otherwise); there is no paired test."""
+    lines = []
+    for metric, _, value_of in RISES:
+        values = [(value_of(a), value_of(b)) for a, b in pairs]
+        if not values or any(None in pair for pair in values):
+            continue
+        before, after = (float(np.mean(side)) for side in zip(*values, strict=True))
+        lines.append(DiffLine(label, metric, before, after, None, higher_is_better=False))
+    return lines
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, str, int]:
@@ -103,17 +123,19 @@ def row_key(row: dict[str, Any]) -> tuple[str, str, int]:
 
 def check_rows(baseline: list[dict[str, Any]], fresh: list[dict[str, Any]], eps: list[float],
                tolerance: float) -> list[DiffLine]:
-    """Every baseline row against the fresh row of the same (defense, model, seed): a regression is an accuracy drop
-    or a rise of the membership advantage beyond ``tolerance``, or a drop McNemar finds significant on the same
-    samples. A baseline row with an advantage needs one in the fresh row."""
+    """Every baseline row against the fresh row of the same (defense, model, seed): a regression is an accuracy drop,
+    or a rise of the membership advantage or of the backdoor success rate, beyond ``tolerance``, or a drop McNemar
+    finds significant on the same samples. A baseline row with an advantage or a backdoor rate needs one in the fresh
+    row."""
     by_key = {row_key(row): row for row in fresh}
     lines = []
     for base in baseline:
         new = by_key.get(row_key(base))
         if new is None:
             raise KeyError(f"the fresh run has no row for {row_key(base)}")
-        if advantage_of(base) is not None and advantage_of(new) is None:
-            raise KeyError(f"the fresh run has no membership-inference advantage for {row_key(base)}, the baseline has")
+        for _, name, value_of in RISES:
+            if value_of(base) is not None and value_of(new) is None:
+                raise KeyError(f"the fresh run has no {name} for {row_key(base)}, the baseline has")
         label = f"{base['defense']} · {base['model']} · seed {base['seed']}"
         for line in diff([(base, new)], eps, label):
             if line.worse_beyond(tolerance):

@@ -180,7 +180,13 @@ def make_row(record: Record) -> dict[str, Any]:
                        "data_source": record.data_source,
                        "git_sha": record.environment.git_sha, "versions": record.environment.versions,
                        "created_at": record.created_at},
-    } | leaderboard_privacy.privacy_row(record)  # "privacy" only where the record has privacy results
+    } | leaderboard_privacy.privacy_row(record) | backdoor_row(record)  # only where the record has them
+
+
+def backdoor_row(record: Record) -> dict[str, Any]:
+    """``"backdoor"``: the planted backdoor's target, success rate and samples (``bench check`` holds the rate), only
+    on a row whose Byzantine clients planted one."""
+    return {} if record.backdoor is None else {"backdoor": dataclasses.asdict(record.backdoor)}
 
 
 def worst_broken_at(record: Record) -> list[int] | None:
