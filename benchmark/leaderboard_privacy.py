@@ -14,6 +14,11 @@ leaderboard without privacy results is exactly what it was. Renderers read it ba
   at the outcome's PSNR threshold, with a Wilson interval.
 * DP: ε and δ of the defense's accountant at the level it certifies (sample or client).
 * Cost: the privacy attacks' seconds, a cost column beside training and evaluation seconds.
+* Backdoor (federated rows whose Byzantine clients plant one): the share of the evaluated test samples not of the
+  target class that the trigger sends to it, with a Wilson interval over those samples. Not a privacy number, but
+  read and shown the same way: a row keeps it under its own key (``"backdoor"``, ``benchmark.leaderboard.backdoor_row``,
+  what ``bench check`` holds), which ``privacy_of`` joins to the row's summary, and a summary entry's ``"privacy"``
+  carries it over the seeds, only where there is one (a board without a backdoor is exactly what it was).
 
 Over seeds, as for accuracies: mean ± sd of the seeds' values and Wilson intervals over the pooled samples; DP ε is
 the largest over the seeds (the guarantee every seed's model has).
@@ -27,7 +32,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from benchmark.privacy import LOW_FPRS, DPGuarantee, InversionOutcome, MembershipOutcome, PrivacyResult, fpr_key
+from benchmark.privacy import (
+    LOW_FPRS,
+    BackdoorOutcome,
+    DPGuarantee,
+    InversionOutcome,
+    MembershipOutcome,
+    PrivacyResult,
+    fpr_key,
+)
 from benchmark.privacy import from_fields as build
 from benchmark.stats import mean_sd, wilson
 
@@ -131,9 +144,28 @@ class DPSummary:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BackdoorSummary:
+    """A planted backdoor's success: per seed, the share of the evaluated test samples not of the target class
+    (``targets``, one per seed) that the trigger sends to it (``values``); over seeds their mean ± sd, and the
+    samples sent (``hits``) and evaluated (``n``) summed, with a Wilson 95 % interval on the pooled share."""
+
+    success_rate: float
+    sd: float | None
+    values: tuple[float, ...]
+    targets: tuple[int, ...]
+    hits: int
+    n: int
+    ci: tuple[float, float]
+
+    @classmethod
+    def from_json(cls, data: Any) -> BackdoorSummary:
+        return build(cls, data, values=tuple, targets=tuple, ci=_interval)
+
+
+@dataclass(frozen=True, kw_only=True)
 class PrivacySummary:
-    """What a leaderboard row shows of privacy; ``seconds`` is the privacy attacks' cost (mean over seeds; None: none
-    ran) and ``errors`` says, per attack, why one produced no numbers."""
+    """What a leaderboard row shows of privacy (and of a planted backdoor); ``seconds`` is the privacy attacks' cost
+    (mean over seeds; None: none ran) and ``errors`` says, per attack, why one produced no numbers."""
 
     seeds: tuple[int, ...]
     membership: MembershipSummary | None = None
@@ -141,14 +173,20 @@ class PrivacySummary:
     dp: DPSummary | None = None
     seconds: float | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    backdoor: BackdoorSummary | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The JSON form; ``backdoor`` only where there is one, so a board without one is what it was before."""
+        data = dataclasses.asdict(self)
+        if self.backdoor is None:
+            del data["backdoor"]
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> PrivacySummary:
         return build(cls, data, seeds=tuple, membership=_optional(MembershipSummary.from_json),
-                     inversion=_optional(InversionSummary.from_json), dp=_optional(DPSummary.from_json))
+                     inversion=_optional(InversionSummary.from_json), dp=_optional(DPSummary.from_json),
+                     backdoor=_optional(BackdoorSummary.from_json))
 
 
 def record_privacy(record: Record) -> PrivacySummary | None:
@@ -212,12 +250,20 @@ def dp_summary(guarantee: DPGuarantee | None) -> DPSummary | None:
                      level=guarantee.level, accountant=guarantee.accountant)
 
 
+def backdoor_summary(outcome: BackdoorOutcome) -> BackdoorSummary:
+    """One seed's backdoor (``hits``: the samples the trigger sent to the target)."""
+    hits = round(outcome.success_rate * outcome.n)
+    return BackdoorSummary(success_rate=outcome.success_rate, sd=0.0, values=(outcome.success_rate,),
+                           targets=(outcome.target,), hits=hits, n=outcome.n, ci=wilson(hits, outcome.n))
+
+
 def combine(parts: Sequence[PrivacySummary]) -> PrivacySummary:
     """Several seeds' summaries as one (each part's numbers are per seed, in ``parts``' order)."""
     memberships = [part.membership for part in parts if part.membership is not None]
     inversions = [part.inversion for part in parts if part.inversion is not None]
     guarantees = [part.dp for part in parts if part.dp is not None]
     seconds = [part.seconds for part in parts if part.seconds is not None]
+    backdoors = [part.backdoor for part in parts if part.backdoor is not None]
     return PrivacySummary(
         seeds=tuple(seed for part in parts for seed in part.seeds),
         membership=combine_membership(memberships) if memberships else None,
@@ -225,6 +271,7 @@ def combine(parts: Sequence[PrivacySummary]) -> PrivacySummary:
         dp=combine_dp(guarantees) if guarantees else None,
         seconds=mean_sd(seconds)[0] if seconds else None,
         errors={label: error for part in reversed(parts) for label, error in part.errors.items()},
+        backdoor=combine_backdoor(backdoors) if backdoors else None,
     )
 
 
@@ -267,6 +314,15 @@ def combine_dp(parts: Sequence[DPSummary]) -> DPSummary:
                      accountant=", ".join(dict.fromkeys(part.accountant for part in parts)))
 
 
+def combine_backdoor(parts: Sequence[BackdoorSummary]) -> BackdoorSummary:
+    values = tuple(value for part in parts for value in part.values)
+    rate, sd = _spread(values)
+    hits, n = sum(part.hits for part in parts), sum(part.n for part in parts)
+    return BackdoorSummary(success_rate=rate, sd=sd, values=values,
+                           targets=tuple(target for part in parts for target in part.targets), hits=hits, n=n,
+                           ci=wilson(hits, n))
+
+
 def privacy_row(record: Record) -> dict[str, Any]:
     """What ``benchmark.leaderboard.make_row`` adds for a record: ``{"privacy": …}``, or nothing."""
     summary = record_privacy(record)
@@ -280,9 +336,23 @@ def summary_privacy(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def privacy_of(entry: dict[str, Any]) -> PrivacySummary | None:
-    """The typed privacy summary of a row or summary entry (a fresh board's or a baseline file's); None without."""
-    data = entry.get("privacy")
-    return None if data is None else PrivacySummary.from_json(data)
+    """The typed privacy summary of a row or summary entry (a fresh board's or a baseline file's), a row's backdoor
+    (its own key, ``"backdoor"``) joined to it; None without either."""
+    data, planted = entry.get("privacy"), entry.get("backdoor")
+    backdoor = None if planted is None else row_backdoor(planted)
+    if data is None and backdoor is None:
+        return None
+    summary = PrivacySummary(seeds=(entry.get("seed"),)) if data is None else PrivacySummary.from_json(data)
+    return summary if backdoor is None else dataclasses.replace(summary, backdoor=backdoor)
+
+
+def row_backdoor(data: Any) -> BackdoorSummary | None:
+    """A row's ``"backdoor"`` as one seed's summary; None where no test sample measured it (its rate is NaN)."""
+    try:
+        outcome = BackdoorOutcome.from_json(data)
+        return backdoor_summary(outcome) if outcome.n else None
+    except TypeError as exc:  # a baseline file's value of the wrong type
+        raise ValueError(f"backdoor: {exc}") from None
 
 
 def advantage_of(row: dict[str, Any]) -> float | None:

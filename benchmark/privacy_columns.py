@@ -1,6 +1,8 @@
 """What every renderer shows of a leaderboard's privacy summaries (``benchmark.leaderboard_privacy``): the privacy
 columns of the main tables (Markdown, terminal, HTML, LaTeX), the per-seed detail table (Markdown, HTML), the CSV
-fields and the legend lines. A board without privacy results gets no column, no table, no field and no line."""
+fields and the legend lines. A board without privacy results gets no column, no table, no field and no line. A
+planted backdoor's success rate (federated rows whose Byzantine clients plant one) is shown the same way, in its own
+column, table column, CSV fields and legend line, only on a board that has one."""
 
 from __future__ import annotations
 
@@ -8,7 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from benchmark.leaderboard_privacy import InversionSummary, MembershipSummary, PrivacySummary, WorstCase, privacy_of
+from benchmark.leaderboard_privacy import (
+    BackdoorSummary,
+    InversionSummary,
+    MembershipSummary,
+    PrivacySummary,
+    WorstCase,
+    privacy_of,
+)
 from benchmark.privacy import LOW_FPRS, fpr_key
 
 if TYPE_CHECKING:
@@ -49,6 +58,13 @@ def _epsilon(summary: PrivacySummary) -> Shown | None:
     return None if summary.dp is None else Shown(summary.dp.epsilon, note=f" ({summary.dp.level})")
 
 
+def _backdoor(summary: PrivacySummary) -> Shown | None:
+    found = summary.backdoor
+    if found is None:
+        return None
+    return Shown(found.success_rate, found.sd if len(found.values) > 1 else None, found.ci)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Column:
     """A privacy column of the main tables: its title (plain and LaTeX), what it shows of a summary entry, and how."""
@@ -84,6 +100,7 @@ class Column:
         return number + escape(shown.note)
 
 
+BACKDOOR_COLUMN = Column(title="backdoor ASR %", tex=r"Backdoor ASR (\%)", pick=_backdoor, digits=1, scale=100)
 METRIC_COLUMNS = (
     Column(title="MIA AUC", tex="MIA AUC", pick=lambda s: _membership(s, "auc"), digits=3),
     Column(title="MIA adv.", tex="MIA adv.", pick=lambda s: _membership(s, "advantage"), digits=3),
@@ -91,6 +108,7 @@ METRIC_COLUMNS = (
            scale=100),
     Column(title="PSNR dB", tex="PSNR (dB)", pick=_psnr, digits=1),
     Column(title="DP ε", tex=r"DP $\varepsilon$", pick=_epsilon, digits=2),
+    BACKDOOR_COLUMN,
 )
 SECONDS_COLUMN = Column(title="privacy s", tex="Privacy (s)", digits=1,
                         pick=lambda s: None if s.seconds is None else Shown(s.seconds))
@@ -121,8 +139,22 @@ LEGEND = (
     ({"DP ε"},
      "DP ε: the (ε, δ)-differential privacy the defense's accountant certifies, per sample (DP-SGD) or per client "
      "(DP-FedAvg), the largest over seeds; smaller is more private."),
+    ({"backdoor ASR %"},
+     "backdoor ASR: the share (%) of the evaluated test samples not of the target class that the trigger sends to the "
+     "target class ({target}), mean (± sd) over seeds; federated rows whose Byzantine clients plant a backdoor. The "
+     "per-seed table and the CSV give each seed's rate with a Wilson 95 % interval over those samples."),
     ({"privacy s"}, "privacy s: seconds the privacy attacks took (mean over seeds), a cost beside train s and eval s."),
 )
+
+
+def targets_text(board: Leaderboard) -> str:
+    """The backdoor target class(es) of a board's rows: ``target 7``, or ``targets 0, 7`` (the per-seed table says
+    whose)."""
+    summaries = [summary for summary in map(privacy_of, board.summary) if summary is not None]
+    targets = list(dict.fromkeys(t for s in summaries if s.backdoor is not None for t in s.backdoor.targets))
+    if len(targets) == 1:
+        return f"target {targets[0]}"
+    return f"targets {', '.join(map(str, targets))}, by row: the per-seed table names each"
 
 
 def legend(board: Leaderboard) -> list[str]:
@@ -130,7 +162,8 @@ def legend(board: Leaderboard) -> list[str]:
     resolved by the non-members there were, and which privacy attacks produced nothing."""
     metrics, costs = main_columns(board)
     titles = {column.title for column in metrics + costs}
-    lines = [text for shown, text in LEGEND if shown & titles]
+    targets = targets_text(board) if BACKDOOR_COLUMN in metrics else ""
+    lines = [text.replace("{target}", targets) for shown, text in LEGEND if shown & titles]
     if lines:
         lines[0] += " In these columns, – : not measured for that row."
     summaries = [(row, summary) for row in board.rows if (summary := privacy_of(row)) is not None]
@@ -181,6 +214,14 @@ def _inversion_cells(inversion: InversionSummary) -> list[str]:
             f"{inversion.recovered} of {inversion.images}"]
 
 
+def _backdoor_cells(backdoor: BackdoorSummary) -> list[str]:
+    low, high = backdoor.ci
+    targets = "/".join(map(str, dict.fromkeys(backdoor.targets)))
+    return [f"{_percent(backdoor.success_rate)} ({_percent(low)}–{_percent(high)}; target {targets}, "
+            f"{backdoor.n} samples)"]
+
+
+BACKDOOR_DETAIL = "backdoor ASR % (95% CI; target, samples)"
 #: The per-seed table's column groups: titles, the part of a summary they show, and its cells.
 DETAIL = (
     (["MIA AUC (attack)", "MIA adv. (attack)", *[f"TPR@{100 * fpr:g}%FPR % (95% CI; attack)" for fpr in LOW_FPRS],
@@ -188,8 +229,18 @@ DETAIL = (
     (["PSNR dB (attack, setting)", "recovered % (95% CI)"], lambda s: s.inversion, _inversion_cells),
     (["DP ε (δ, level, accountant)"], lambda s: s.dp,
      lambda dp: [f"{dp.epsilon:.2f} (δ={dp.delta:g}, {dp.level}, {dp.accountant})"]),
+    ([BACKDOOR_DETAIL], lambda s: s.backdoor, _backdoor_cells),
     (["privacy s"], lambda s: s.seconds, lambda seconds: [f"{seconds:.1f}"]),
 )
+
+
+def detail_title(board: Leaderboard) -> str:
+    """The per-seed table's heading: ``Privacy per seed``, ``Backdoor per seed`` or both, after what it shows."""
+    header, _ = detail_cells(board)
+    if BACKDOOR_DETAIL not in header:
+        return "Privacy per seed"
+    privacy = set(header) - {"defense", "seed", BACKDOOR_DETAIL}
+    return "Privacy and backdoor per seed" if privacy else "Backdoor per seed"
 
 
 def detail_cells(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
@@ -216,17 +267,22 @@ CSV_COLUMNS = (
     "recovered_share", "recovered_ci_low", "recovered_ci_high", "psnr_threshold", "dp_epsilon", "dp_delta", "dp_level",
     "privacy_seconds",
 )
+#: The CSV's backdoor columns (after those; written only when some row has a backdoor).
+BACKDOOR_CSV_COLUMNS = ("backdoor_target", "backdoor_success_rate", "backdoor_ci_low", "backdoor_ci_high",
+                        "backdoor_n")
 
 
 def csv_header(board: Leaderboard) -> list[str]:
-    return list(CSV_COLUMNS) if any("privacy" in row for row in board.rows) else []
+    """The privacy columns where some row has privacy results, then the backdoor columns where some row has one."""
+    privacy = list(CSV_COLUMNS) if any("privacy" in row for row in board.rows) else []
+    return privacy + (list(BACKDOOR_CSV_COLUMNS) if any("backdoor" in row for row in board.rows) else [])
 
 
-def csv_cells(row: dict[str, Any]) -> list[Any]:
-    """A row's values for ``CSV_COLUMNS`` ("" where it has none)."""
+def csv_cells(row: dict[str, Any], header: list[str]) -> list[Any]:
+    """A row's values for the columns of ``header`` (``csv_header``; "" where it has none)."""
     summary = privacy_of(row)
     values = {} if summary is None else csv_values(summary)
-    return [values.get(column, "") for column in CSV_COLUMNS]
+    return [values.get(column, "") for column in header]
 
 
 def csv_values(summary: PrivacySummary) -> dict[str, Any]:
@@ -249,4 +305,9 @@ def csv_values(summary: PrivacySummary) -> dict[str, Any]:
                        "psnr_threshold": found.psnr_threshold})
     if summary.dp is not None:
         values.update({"dp_epsilon": summary.dp.epsilon, "dp_delta": summary.dp.delta, "dp_level": summary.dp.level})
+    if summary.backdoor is not None:
+        found = summary.backdoor
+        values.update({"backdoor_target": "/".join(map(str, dict.fromkeys(found.targets))),
+                       "backdoor_success_rate": found.success_rate, "backdoor_ci_low": found.ci[0],
+                       "backdoor_ci_high": found.ci[1], "backdoor_n": found.n})
     return values

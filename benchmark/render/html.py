@@ -104,14 +104,15 @@ def privacy_cell(column: privacy_columns.Column, entry: dict) -> str:
 
 
 def privacy_table(board: Leaderboard) -> str:
-    """The per-seed privacy table, or nothing without privacy results."""
+    """The per-seed privacy (and backdoor) table, or nothing without privacy results or a backdoor."""
     header, body = privacy_columns.detail_cells(board)
     if not body:
         return ""
     head = "".join(f'<th class="text">{escape(h)}</th>' if h == "defense" else f"<th>{escape(h)}</th>" for h in header)
     rows = ["<tr>" + "".join(cell(text, text, numeric=index > 0) for index, text in enumerate(cells)) + "</tr>"
             for cells in body]
-    return (f'\n<h2>Privacy per seed</h2>\n<table id="privacy"><thead><tr>{head}</tr></thead>'
+    title = escape(privacy_columns.detail_title(board))
+    return (f'\n<h2>{title}</h2>\n<table id="privacy"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 

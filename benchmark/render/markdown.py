@@ -65,7 +65,7 @@ def render(board: Leaderboard) -> str:
               *table(header, body)]
     privacy_header, privacy_body = privacy_columns.detail_cells(board)
     if privacy_body:
-        lines += ["", "## Privacy per seed", "", *table(privacy_header, privacy_body)]
+        lines += ["", f"## {privacy_columns.detail_title(board)}", "", *table(privacy_header, privacy_body)]
     lines += ["", "## Attack cost", "",
               *table(["attack", "seconds per row", "gradients per sample", "queries per sample"], attack_costs(board))]
     quick = any(row["quick"] for row in board.rows)
