@@ -178,3 +178,24 @@ class BackdoorOutcome:
     @classmethod
     def from_json(cls, data: Any) -> BackdoorOutcome:
         return from_fields(cls, data)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientThreat:
+    """The Byzantine clients of a federated row: the client attack, with all its parameters (defaults included); its
+    kind (``update``: it replaces the attackers' updates; ``data``: it poisons their data); whether it read the
+    round's honest updates (``omniscient``, the setting of ALIE, IPM, min-max and min-sum); how many clients attack,
+    how they are chosen (``fixed`` or drawn each ``round``) and from which round."""
+
+    attack: str
+    params: dict[str, Any]
+    kind: str
+    omniscient: bool
+    attackers: int
+    sampling: str
+    attack_start: int
+
+    @classmethod
+    def from_json(cls, data: Any) -> ClientThreat:
+        return from_fields(cls, data)
+

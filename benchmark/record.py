@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.privacy import BackdoorOutcome, DPGuarantee, PrivacyResult, from_fields
+from benchmark.privacy import BackdoorOutcome, ClientThreat, DPGuarantee, PrivacyResult, from_fields
 from benchmark.validity import Probes
 
 RECORD_VERSION = 2
@@ -144,6 +144,7 @@ class Record:
     privacy: PrivacyResult | None = None  # the privacy attacks on the trained model (None: none asked for)
     dp: DPGuarantee | None = None  # a differentially private defense's guarantee (None: not a DP defense)
     backdoor: BackdoorOutcome | None = None  # a planted backdoor's success rate (None: no backdoor attack)
+    client_threat: ClientThreat | None = None  # a federated row's Byzantine clients (None: none)
 
     @property
     def board_key(self) -> tuple[str, str, tuple[float, ...], str]:
@@ -171,6 +172,7 @@ class Record:
             "privacy": lambda result: None if result is None else PrivacyResult.from_json(result),
             "dp": lambda guarantee: None if guarantee is None else DPGuarantee.from_json(guarantee),
             "backdoor": lambda outcome: None if outcome is None else BackdoorOutcome.from_json(outcome),
+            "client_threat": lambda threat: None if threat is None else ClientThreat.from_json(threat),
         }
         return from_fields(cls, data, **convert)
 

@@ -279,6 +279,7 @@ def probe_pgd(job: Job, attacks: dict[str, Any]) -> Any:
 
 def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evaluation, privacy: Any = None
                 ) -> Record:
+    from benchmark.backdoor_stage import threat_of
     from benchmark.validity import verdicts
 
     sweep = evaluation.sweep
@@ -298,7 +299,7 @@ def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evalua
         probe_seconds=evaluation.probe_seconds, model_source=model_source(job), data_source=job.data_source,
         headline_eps=job_headline(job), recipe=None if job.recipe is None else job.recipe.as_dict(),
         early_stop_epoch=trained.info.early_stop_epoch, n_train=job.n_train, privacy=privacy, dp=trained.info.dp,
-        backdoor=evaluation.backdoor,
+        backdoor=evaluation.backdoor, client_threat=threat_of(job),
     )
 
 

@@ -29,6 +29,7 @@ ROOT_SALT = 0x5EED
 #: The rules that assume at most ``f`` Byzantine clients per round, and the clients per round each needs: a·f + 3.
 F_RULES = {"krum": 2, "multi-krum": 2, "bulyan": 4}
 PARTITIONS = ("iid", "dirichlet")
+LOCAL_OPTIMISERS = ("adam", "sgd")
 def aggregate(rule: str, updates: np.ndarray, weights: np.ndarray, *, trim_ratio: float, f: int) -> np.ndarray:
     """Apply the aggregation ``rule`` (one of ``AGGREGATIONS``) to the stacked client updates."""
     if rule == "mean":
@@ -83,8 +84,10 @@ class Federated(Constrained):
             ``min(byzantine, clients per round)`` of its clients, drawn afresh, attack).
         attack_start: the round from which the Byzantine clients attack (before it they train honestly): a
             backdoor by model replacement is planted in a model near convergence (Bagdasaryan et al. 2020).
-        lr: Adam learning rate of the local training.
+        lr: learning rate of the local training.
         batch_size: samples per local optimiser step.
+        optimiser: the clients' local optimiser: ``adam`` (default; a fresh state each round) or ``sgd`` (plain SGD,
+            no momentum: McMahan et al.'s FedAvg, and the setting of the Byzantine-attack papers).
     """
 
     clients: int = 10
@@ -111,6 +114,7 @@ class Federated(Constrained):
     root_samples: int = 100
     lr: float = 1e-3
     batch_size: int = 32
+    optimiser: str = "adam"
 
     parameter_constraints: ClassVar[dict] = {
         "clients": Interval(int, 1, 1_000),
@@ -137,12 +141,13 @@ class Federated(Constrained):
         "root_samples": Interval(int, 0, 100_000),
         "lr": LoopDefense.parameter_constraints["lr"],
         "batch_size": LoopDefense.parameter_constraints["batch_size"],
+        "optimiser": Options(*LOCAL_OPTIMISERS),
     }
 
     #: Fields added after results were stored: hashed only when set, so older train hashes hold (``plan``).
     hashed_when_set: ClassVar[tuple[str, ...]] = ("byzantine_params", "byzantine_sampling", "attack_start",
                                                   "norm_bound", "norm_noise", "cc_tau", "cc_iterations",
-                                                  "root_samples")
+                                                  "root_samples", "optimiser")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -254,10 +259,11 @@ class Federated(Constrained):
         return data.x_train[shard], data.y_train[shard]
 
     def recipe(self, attack=None) -> Recipe:
-        """The local training recipe (Adam at a constant rate): the defense's, or an attacker's own epochs and
+        """The local training recipe (``optimiser`` at a constant rate): the defense's, or an attacker's own epochs and
         rate where its attack sets them (a backdoor's ``local_epochs`` and ``lr``; 0 keeps the defense's)."""
         epochs = getattr(attack, "local_epochs", 0) or self.local_epochs
-        return Recipe(epochs=epochs, lr=getattr(attack, "lr", 0.0) or self.lr, batch_size=self.batch_size)
+        return Recipe(optimiser=self.optimiser, momentum=0.0, epochs=epochs, lr=getattr(attack, "lr", 0.0) or self.lr,
+                      batch_size=self.batch_size)
 
     def local_update(self, model, global_weights: np.ndarray, x: np.ndarray, y: np.ndarray, data: DataBundle,
                      ctx: RunContext, key: tuple[int, int], recipe: Recipe | None = None) -> np.ndarray:

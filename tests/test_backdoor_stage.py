@@ -10,7 +10,7 @@ import torch
 
 import benchmark as bench
 from benchmark.api import RunContext
-from benchmark.backdoor_stage import backdoor_of
+from benchmark.backdoor_stage import backdoor_of, threat_of
 from benchmark.config import parse_plugins
 from benchmark.plan import Job, load_dataset
 
@@ -45,3 +45,20 @@ def test_no_backdoor_no_score():
     job = Job(dataset="digits", model="mlp", defense=spec, seed=0, attacks=(), eps=(0.0,), norm="inf", device="cpu",
               quick=False, n_test=1, data_fingerprint="", versions=())
     assert backdoor_of(job, data.x_test[:1], data.y_test[:1], lambda x: None) is None
+
+
+def job_of(text: str) -> Job:
+    (spec,) = parse_plugins("defense", text, "--defense")
+    return Job(dataset="digits", model="mlp", defense=spec, seed=0, attacks=(), eps=(0.0,), norm="inf", device="cpu",
+               quick=False, n_test=1, data_fingerprint="", versions=())
+
+
+def test_the_record_names_the_byzantine_clients_and_whether_their_attack_was_omniscient():
+    alie = threat_of(job_of("fedavg:byzantine=2,byzantine_attack=alie,byzantine_sampling=round,attack_start=3"))
+    assert (alie.attack, alie.kind, alie.omniscient, alie.attackers, alie.sampling, alie.attack_start) == \
+        ("alie", "update", True, 2, "round", 3)
+    assert alie.params == {"z": None}  # none: Baruch et al.'s z from n and f
+    backdoor = threat_of(job_of("fedavg:byzantine=1,byzantine_attack=backdoor,byzantine_params=target=3"))
+    assert (backdoor.kind, backdoor.omniscient, backdoor.sampling) == ("data", False, "fixed")
+    assert backdoor.params["target"] == 3 and backdoor.params["poison_fraction"] == 0.3125
+    assert threat_of(job_of("fedavg")) is None and threat_of(job_of("standard")) is None

@@ -65,7 +65,9 @@ def test_a_backdoor_attacker_trains_with_its_own_recipe_the_others_with_the_defe
     assert (own.epochs, own.lr) == (3, 2e-4)
     assert (fedavg.recipe().epochs, fedavg.recipe().lr) == (1, 1e-3)
     default = fedavg.recipe(build_attack("backdoor", "", None))
-    assert (default.epochs, default.lr) == (1, 1e-3)
+    assert (default.epochs, default.lr, default.optimiser) == (1, 1e-3, "adam")
+    sgd = bench.DEFENSES.get("fedavg")(optimiser="sgd", lr=0.1).recipe()
+    assert (sgd.optimiser, sgd.momentum, sgd.lr) == ("sgd", 0.0, 0.1)  # plain SGD, McMahan et al.'s FedAvg
 
 
 def test_sampling_is_checked_before_any_work():
