@@ -9,7 +9,7 @@ import click
 from benchmark.console import dry_run_option, run_or_plan, setup_logging, time_limit_option
 
 DEFAULT_RULES = "mean,median,trimmed-mean,krum,norm-bounding,centered-clipping,fltrust"
-DEFAULT_ATTACKS = "none,sign-flip,ipm,alie,min-max,label-flip,backdoor"
+DEFAULT_ATTACKS = "none,sign-flip,ipm:eps=10,ipm,alie,min-max,label-flip,backdoor:quiet_rounds=1"
 
 
 @click.command()
@@ -20,7 +20,7 @@ DEFAULT_ATTACKS = "none,sign-flip,ipm,alie,min-max,label-flip,backdoor"
 @click.option("--partition", "partitions", default="iid", show_default=True,
               help="Comma list of client data partitions, a table each: iid, dirichlet (α 0.5) or dirichlet:ALPHA.")
 @click.option("--byzantine", default=2, show_default=True, type=click.IntRange(min=1), help="Attacking clients.")
-@click.option("--fedavg", "base", default="clients=10", show_default=True,
+@click.option("--fedavg", "base", default="clients=10,rounds=40", show_default=True,
               help="The other fedavg parameters of every cell, key=value,… (clients, rounds, …).")
 @click.option("--dataset", help="Dataset (default: digits).")
 @click.option("--model", help="Model (default: cnn-small).")

@@ -1,7 +1,6 @@
 """A planted backdoor is scored with the record (``benchmark/backdoor_stage.py``): against plain FedAvg (40 rounds,
-cnn-small), two of ten clients with a 3×3 trigger and model replacement send most non-target digits to the target;
-norm bounding stops it. (After 10–15 rounds the boosted updates wreck clean accuracy instead: the attack is one
-on a model near convergence, as Bagdasaryan et al. run it.)"""
+cnn-small), two of ten clients with a 3×3 trigger and model replacement, honest in the last round, send most
+non-target digits to the target; norm bounding stops it. The record also names the Byzantine clients."""
 
 from __future__ import annotations
 
@@ -29,14 +28,15 @@ def scored(text: str):
     return clean, backdoor_of(job, data.x_test, data.y_test, lambda x: model(torch.from_numpy(x)).detach().numpy())
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # 15 s; the reduced matrix (tests/test_matrix.py) runs the stage in CI, and the committed
+# reference matrix's numbers are held by tests/test_reference_matrix.py
 def test_a_backdoor_beats_fedavg_and_norm_bounding_stops_it():
-    planted = "fedavg:byzantine=2,byzantine_attack=backdoor"
+    planted = "fedavg:byzantine=2,byzantine_attack=backdoor,byzantine_params=quiet_rounds=1"
     clean, attacked = scored(planted)
     bounded_clean, bounded = scored(planted + ",aggregation=norm-bounding,norm_bound=0.5")
     assert attacked.target == 0 and attacked.n == 324  # the 360 test digits less the 36 zeros
-    assert attacked.success_rate >= 0.8 and clean >= 0.8, (attacked, clean)
-    assert bounded.success_rate <= 0.2 and bounded_clean >= 0.8, (bounded, bounded_clean)
+    assert attacked.success_rate >= 0.9 and clean >= 0.9, (attacked, clean)
+    assert bounded.success_rate <= 0.2 and bounded_clean >= 0.9, (bounded, bounded_clean)
 
 
 def test_no_backdoor_no_score():

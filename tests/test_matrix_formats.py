@@ -48,6 +48,13 @@ def test_markdown_has_a_table_per_partition_with_sd_over_seeds(table):
     assert "mean ± sd over seeds" in text
 
 
+def test_the_legend_names_the_omniscient_columns_only(table):
+    text = render_markdown(table)
+    assert text.rstrip().endswith("Omniscient attackers (they read the round's honest updates): ipm.")
+    honest_only = build_matrix([r for r in sample_rows() if "ipm" not in str(r["defense_params"])], dataset="digits")
+    assert "Omniscient" not in render_markdown(honest_only)
+
+
 def test_csv_has_a_line_per_cell(table):
     lines = list(csv.DictReader(io.StringIO(render_csv(table))))
     assert len(lines) == len(table.cells) == 7

@@ -79,8 +79,16 @@ def setting_line(matrix: Matrix) -> str:
 
 
 def legend(matrix: Matrix) -> str:
+    """What the cells mean, and which columns' attackers were omniscient (read the round's honest updates)."""
+    from benchmark import CLIENT_ATTACKS
+    from benchmark.matrix import NO_ATTACK
+
     many = len(matrix.setting["seeds"]) > 1
-    return LEGEND.format(spread=", mean ± sd over seeds" if many else "")
+    names = {column.split("(")[0] for column in matrix.attacks} - {NO_ATTACK}  # "ipm(eps=10)" → "ipm"
+    omniscient = [name for name in sorted(names) if name in CLIENT_ATTACKS and CLIENT_ATTACKS.get(name).omniscient]
+    seen = f" Omniscient attackers (they read the round's honest updates): {', '.join(omniscient)}." if omniscient \
+        else ""
+    return LEGEND.format(spread=", mean ± sd over seeds" if many else "") + seen
 
 
 def render_markdown(matrix: Matrix) -> str:
