@@ -15,14 +15,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from benchmark.leaderboard import Leaderboard, build_leaderboard
 from benchmark.leaderboard_privacy import PrivacySummary, privacy_of
 from benchmark.privacy import BackdoorOutcome
 from benchmark.render import render
 from benchmark.stats import wilson
-from tests.test_privacy_leaderboard import membership
+from tests.test_privacy_leaderboard import check_runner, membership
 from tests.test_store import record
 
 ATTACKED = "fedavg:byzantine=2,byzantine_attack=backdoor"
@@ -177,20 +176,7 @@ def test_the_committed_privacy_board_renders_byte_for_byte_as_committed(fmt):
 
 @pytest.fixture
 def bench_check(board, monkeypatch, tmp_path):
-    """``bench check`` against an edited copy of the board's JSON, the fresh run being the board itself."""
-    from benchmark import cli_reports
-    from benchmark.cli import main
-
-    monkeypatch.setattr(cli_reports, "run_or_plan", lambda make_config, **options: (None, board))
-
-    def run(edit) -> tuple[int, str, str]:
-        data = json.loads(render(board, "json"))
-        edit(data)
-        path = tmp_path / "baseline.json"
-        path.write_text(json.dumps(data))
-        result = CliRunner().invoke(main, ["check", "--baseline", str(path), "--out", str(tmp_path / "out")])
-        return result.exit_code, result.stdout, result.stderr
-    return run
+    return check_runner(board, monkeypatch, tmp_path)
 
 
 def test_bench_check_reads_the_new_summary_and_an_older_one_without_it(bench_check):

@@ -4,7 +4,6 @@ constraints, and one end-to-end check that the trigger plants a backdoor in a sm
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -13,7 +12,6 @@ import pytest
 import benchmark as bench
 from attacks.federated import backdoor
 from benchmark.backdoor_metrics import attack_success_rate
-from benchmark.constraints import Interval, Options, missing_constraints
 
 DATA_ATTACKS = ("label-flip", "backdoor")
 #: ART's add_pattern_bd at distance 1: the bottom-right 3 × 3 corner it sets, written out by hand.
@@ -47,32 +45,6 @@ def test_the_registry_lists_the_data_attacks_as_not_omniscient():
         assert plugin.kind == "data", name
         assert plugin.omniscient is False, name
         assert callable(plugin().poison) and callable(plugin().check)
-
-
-@pytest.mark.parametrize("name", DATA_ATTACKS)
-def test_every_field_declares_a_constraint(name):
-    plugin = bench.CLIENT_ATTACKS.get(name)
-    assert missing_constraints(plugin) == []
-    assert set(plugin.parameter_constraints) == {f.name for f in dataclasses.fields(plugin) if f.init}
-
-
-def bad_values(constraint) -> list:
-    """Values ``constraint`` must refuse: a wrong type, and one past each finite bound."""
-    if isinstance(constraint, Options):
-        return ["bogus"]
-    assert isinstance(constraint, Interval)
-    return ["abc"] + [bound + sign for bound, sign in ((constraint.low, -1), (constraint.high, 1)) if bound is not None]
-
-
-@pytest.mark.parametrize(("name", "param"), [(name, f.name) for name in DATA_ATTACKS
-                                             for f in dataclasses.fields(bench.CLIENT_ATTACKS.get(name))])
-def test_a_bad_parameter_is_refused_naming_it(name, param):
-    plugin = bench.CLIENT_ATTACKS.get(name)
-    constraint = plugin.parameter_constraints[param]
-    for value in bad_values(constraint):
-        with pytest.raises(ValueError, match=rf"^{plugin.__name__}: {param} must be ") as raised:
-            plugin(**{param: value})
-        assert constraint.describe() in str(raised.value)
 
 
 def test_cross_field_checks_name_the_parameter():

@@ -253,6 +253,10 @@ def test_compare_shows_the_advantage_of_both_sides(board):
 
 @pytest.fixture
 def bench_check(board, monkeypatch, tmp_path):
+    return check_runner(board, monkeypatch, tmp_path)
+
+
+def check_runner(board, monkeypatch, tmp_path):
     """``bench check`` against an edited copy of the board's JSON, the fresh run being the board itself."""
     from benchmark import cli_reports
     from benchmark.cli import main
