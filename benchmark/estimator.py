@@ -45,6 +45,8 @@ class Classifier(Memoizing, PyTorchClassifier):
       Same gradient, same types out as ART's.
     """
 
+    adopted_fields: tuple[str, ...] = ()  # what a twin made by ``adopt`` copies besides the label conventions
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._modules_seen = list(self._model.modules())
@@ -83,10 +85,10 @@ class Classifier(Memoizing, PyTorchClassifier):
         conventions, so the attack gets the fast paths too. Anything else is returned unchanged."""
         if type(other) is not PyTorchClassifier or other.model is not self.model or other.preprocessing_operations:
             return other
-        twin = Classifier(model=self.model, loss=other._loss, input_shape=self.input_shape,
+        twin = type(self)(model=self.model, loss=other._loss, input_shape=self.input_shape,
                           nb_classes=self.nb_classes, clip_values=self.clip_values, preprocessing=None,
                           device_type="gpu" if self._device.type == "cuda" else "cpu")
-        for flag in ("_reduce_labels", "_int_labels", "_probability_labels"):
+        for flag in ("_reduce_labels", "_int_labels", "_probability_labels", *self.adopted_fields):
             setattr(twin, flag, getattr(other, flag))
         return twin
 
@@ -113,8 +115,28 @@ class Classifier(Memoizing, PyTorchClassifier):
         return grad if as_tensor else grad.cpu().numpy()
 
 
-def wrap(model: torch.nn.Module, input_shape: tuple[int, ...], nb_classes: int, device: str) -> Classifier:
-    """Wrap ``model`` (logits out, inputs in [0, 1]) for attacks; ``estimator.counts`` counts its use.
+class EoTClassifier(Classifier):
+    """A ``Classifier`` of a randomized model whose gradients are Expectation over Transformation: the mean of
+    ``draws`` gradients, each through a fresh forward pass (``benchmark/adaptive.py``)."""
+
+    adopted_fields = ("draws",)
+    draws: int = 1
+
+    def loss_gradient(self, x, y, training_mode: bool = False, **kwargs):
+        grads = [super(EoTClassifier, self).loss_gradient(x, y, training_mode=training_mode, **kwargs)
+                 for _ in range(self.draws)]
+        return sum(grads[1:], grads[0]) / self.draws
+
+    def class_gradient(self, x, label=None, training_mode: bool = False, **kwargs):
+        grads = [super(EoTClassifier, self).class_gradient(x, label=label, training_mode=training_mode, **kwargs)
+                 for _ in range(self.draws)]
+        return sum(grads[1:], grads[0]) / self.draws
+
+
+def wrap(model: torch.nn.Module, input_shape: tuple[int, ...], nb_classes: int, device: str, *,
+         counts: Counter | None = None, eot_draws: int = 0) -> Classifier:
+    """Wrap ``model`` (logits out, inputs in [0, 1]) for attacks; ``estimator.counts`` counts its use (``counts``:
+    another wrapper's, for a view of the same model). ``eot_draws`` > 0: an ``EoTClassifier`` averaging that many.
 
     The weights are frozen, since attacks only need input gradients and back-propagating into every weight roughly
     doubles their cost.
@@ -122,12 +144,18 @@ def wrap(model: torch.nn.Module, input_shape: tuple[int, ...], nb_classes: int, 
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    counter = CallCounter()
     # ART runs an nn.Sequential child by child (to expose every layer), never through its own forward: hook the last
-    # child there, the model itself otherwise.
+    # child there, the model itself otherwise. A view sharing ``counts`` with a module already counted keeps that
+    # module's counter (a second hook would count each pass twice).
     last = model[-1] if isinstance(model, torch.nn.Sequential) and len(model) else model
-    last.register_forward_hook(counter)
-    estimator = Classifier(
+    hooked = [hook for hook in last._forward_hooks.values() if isinstance(hook, CallCounter) and hook.counts is counts]
+    counter = hooked[0] if hooked else None
+    if counter is None:
+        counter = CallCounter()
+        if counts is not None:
+            counter.counts = counts
+        last.register_forward_hook(counter)
+    estimator = (EoTClassifier if eot_draws else Classifier)(
         model=model,
         loss=torch.nn.CrossEntropyLoss(),
         input_shape=tuple(input_shape),
@@ -137,4 +165,6 @@ def wrap(model: torch.nn.Module, input_shape: tuple[int, ...], nb_classes: int, 
         device_type="gpu" if device.startswith("cuda") else "cpu",
     )
     estimator.counts = counter.counts
+    if eot_draws:
+        estimator.draws = eot_draws
     return estimator

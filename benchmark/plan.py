@@ -93,7 +93,7 @@ class Job:
             "dataset": self.dataset,
             "data": self.data_fingerprint,
             "model": self.model,
-            "defense": [self.defense.name, hashed_params(self.defense)],
+            "defense": [self.trained.name, hashed_params(self.trained)],
             "seed": self.seed,
             "quick": self.quick,
             "device": self.device.split(":")[0],
@@ -112,6 +112,12 @@ class Job:
         return payload
 
     @property
+    def trained(self) -> PluginSpec:
+        """The defense that trains the network: the job's own, or the base of one that only wraps a trained network
+        for inference (a preprocessing defense's ``trained_spec``), whose checkpoint it then shares."""
+        return trained_spec(self.defense)
+
+    @property
     def train_hash(self) -> str:
         return content_hash(self.train_payload())
 
@@ -126,10 +132,19 @@ class Job:
             "sweep": SWEEP_VERSION,
             **({"label": self.defense.alias} if self.defense.alias else {}),  # --name: the row it makes
         }
+        if self.trained != self.defense:  # a wrapper of a trained network (preprocessing): what the attacks see
+            scoring["inference"] = [self.defense.name, dict(self.defense.params)]
         if self.privacy:  # absent without privacy attacks, so those hashes stay what they were
             scoring["privacy"] = {"attacks": [[spec.name, dict(spec.params)] for spec in self.privacy],
                                   "mia_samples": self.mia_samples}
         return content_hash({"train": self.train_hash, **scoring})
+
+
+def trained_spec(spec: PluginSpec) -> PluginSpec:
+    """``spec``, or for a defense that declares ``trained_spec()`` (what trains its network), that spec."""
+    from benchmark.plugin_specs import REGISTRIES
+
+    return spec.build().trained_spec() if hasattr(REGISTRIES[spec.kind].get(spec.name), "trained_spec") else spec
 
 
 def hashed_params(spec: PluginSpec) -> dict[str, Any]:

@@ -284,7 +284,9 @@ class RecipeOverrides:
     def recipe_for(self, spec: PluginSpec) -> Recipe | None:
         """The recipe of defense ``spec`` (its epochs, lr and batch_size its own); None if it takes no recipe."""
         from benchmark import DEFENSES
+        from benchmark.plan import trained_spec
 
+        spec = trained_spec(spec)  # a preprocessing defense trains as its base does
         if not takes_recipe(DEFENSES.get(spec.name)):
             return None
         params = dict(spec.params)

@@ -22,10 +22,15 @@ import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from benchmark.privacy import BackdoorOutcome, ClientThreat, DPGuarantee, PrivacyResult, from_fields
 from benchmark.validity import Probes
+
+if TYPE_CHECKING:
+    from benchmark.sweep import SweepResult
 
 RECORD_VERSION = 2
 
@@ -49,7 +54,7 @@ class AttackRun:
     grad_evals: int  # per-sample input gradients it asked for
     queries: int  # per-sample predictions it asked for
     sample_runs: int = 0  # sample-attack runs performed
-    tags: dict[str, bool] = field(default_factory=dict)  # ATTACK_TAGS
+    tags: dict[str, Any] = field(default_factory=dict)  # ATTACK_TAGS; an adaptive run's adaptation and EoT draws
     error: str | None = None  # why it was stopped (its output failed validation); then ``accuracy`` is None
     accuracy: dict[str, float] | None = None  # per ε key: cumulative (shared survivors) or standalone
     median_distance: float | None = None  # minimal-norm attacks: median distance found
@@ -210,3 +215,25 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     if "correct" in samples:
         current["correct"] = samples["correct"]
     return {**current, "runs": runs, "schema_version": RECORD_VERSION}
+
+
+def attack_runs(sweep: SweepResult, attacks: dict[str, Any]) -> dict[str, AttackRun]:
+    """Per attack, in the order they ran: its costs, tags, per-ε numbers (none for a stopped attack) and per-sample
+    results."""
+    curves = sweep.per_attack()
+    return {
+        name: AttackRun(
+            seconds=o.seconds, grad_evals=o.grad_evals, queries=o.queries, sample_runs=o.attacked,
+            tags={tag: getattr(attacks[name], tag) for tag in ATTACK_TAGS} | getattr(attacks[name], "record_tags", {}),
+            error=o.error,
+            accuracy=keyed(curves[name]) if name in curves else None, median_distance=o.median_distance,
+            broken_at=tuple(o.broken_at.tolist()),
+            distances=None if o.distances is None else tuple(float(d) if np.isfinite(d) else None for d in o.distances),
+        )
+        for name, o in sweep.outcomes.items()
+    }
+
+
+def keyed(accuracy: dict[float, float]) -> dict[str, float]:
+    """Accuracies by ε → by ε key, as records and leaderboards write them."""
+    return {eps_key(e): a for e, a in accuracy.items()}

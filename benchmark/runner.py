@@ -20,7 +20,7 @@ from benchmark.data import headline_eps
 from benchmark.errors import BenchError, UnknownNameError
 from benchmark.plan import Job, load_dataset
 from benchmark.provenance import environment, now
-from benchmark.record import ATTACK_TAGS, AttackRun, ModelSource, Record, eps_key
+from benchmark.record import ModelSource, Record, attack_runs, keyed
 from benchmark.store import CheckpointInfo, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -224,9 +224,22 @@ class Armed:
 
 
 def arm(job: Job, test: DataBundle, trained: Trained) -> Armed:
-    return Armed(estimator=wrap_any(trained.model, test.input_shape, test.nb_classes, job.device),
-                 attacks={spec.label: spec.build() for spec in job.attacks},
-                 batch_size=attack_batch_size(job.model, job.device))
+    """The model wrapped once, and the job's attacks followed by their adaptive runs (``benchmark.adaptive``: BPDA
+    through an input preprocessor, EoT on a randomized model)."""
+    import torch
+
+    from benchmark.adaptive import adapted_attacks
+    from benchmark.estimator import wrap
+
+    estimator = wrap_any(trained.model, test.input_shape, test.nb_classes, job.device)
+    attacks = {spec.label: spec.build() for spec in job.attacks}
+    batch_size = attack_batch_size(job.model, job.device)
+    if isinstance(trained.model, torch.nn.Module):  # views of the module: another backward pass, EoT
+        attacks = adapted_attacks(attacks, trained.model, estimator, test.float_test(), batch_size=batch_size,
+                                  wrap_view=lambda module, draws: wrap(module, test.input_shape, test.nb_classes,
+                                                                       job.device, counts=estimator.counts,
+                                                                       eot_draws=draws))
+    return Armed(estimator=estimator, attacks=attacks, batch_size=batch_size)
 
 
 def sweep_samples(job: Job, armed: Armed, x: np.ndarray, y: np.ndarray, keys: np.ndarray, progress: Progress
@@ -256,7 +269,8 @@ def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress
     probes = run_probes(armed.estimator, x, test.y_test, result, norm=job.norm,
                         headline_eps=job_headline(job), keys=keys, batch_size=armed.batch_size, seed=job.seed,
                         pgd=probe_pgd(job, armed.attacks) if has_gradients(trained.model) else None,
-                        trained_correct=stored_correct(trained.info, len(test.x_test)),
+                        trained_correct=stored_correct(trained.info, len(test.x_test)) if job.trained == job.defense
+                        else None,  # a wrapper's checkpoint holds its base's clean correctness, not its own
                         outputs=getattr(trained.model, "outputs", "logits"))
     from benchmark.backdoor_stage import backdoor_of
 
@@ -312,27 +326,6 @@ def model_source(job: Job) -> ModelSource | None:
                                                        "std": list(source.normalize[1])}
     return ModelSource(spec=source.spec, sha256=job.model_digest, weights=source.weights, args=dict(source.args),
                        normalize=normalize, trust=tuple(source.trust))
-
-
-def attack_runs(sweep: SweepResult, attacks: dict[str, Any]) -> dict[str, AttackRun]:
-    """Per attack, in the order they ran: its costs, tags, per-ε numbers (none for a stopped attack) and per-sample
-    results."""
-    curves = sweep.per_attack()
-    return {
-        name: AttackRun(
-            seconds=o.seconds, grad_evals=o.grad_evals, queries=o.queries, sample_runs=o.attacked,
-            tags={tag: getattr(attacks[name], tag) for tag in ATTACK_TAGS}, error=o.error,
-            accuracy=keyed(curves[name]) if name in curves else None, median_distance=o.median_distance,
-            broken_at=tuple(o.broken_at.tolist()),
-            distances=None if o.distances is None else tuple(float(d) if np.isfinite(d) else None for d in o.distances),
-        )
-        for name, o in sweep.outcomes.items()
-    }
-
-
-def keyed(accuracy: dict[float, float]) -> dict[str, float]:
-    """Accuracies by ε → by ε key, as records and leaderboards write them."""
-    return {eps_key(e): a for e, a in accuracy.items()}
 
 
 def inference_model(defense: Any, network: torch.nn.Module) -> torch.nn.Module:
