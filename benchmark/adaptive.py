@@ -88,3 +88,38 @@ ADAPTATIONS = ("bpda", "eot")
 def naive_label(label: str) -> bool:
     """Whether an attack run's label is a naive run (not ``…+bpda`` or ``…+eot``)."""
     return not label.endswith(tuple(SEPARATOR + name for name in ADAPTATIONS))
+
+
+#: The flags a row gets when its attacks also ran adaptively (rank-neutral), and the flags each answers: those flags
+#: describe the naive runs (the probes attack the model as it is), while the row's worst case includes the adaptive
+#: ones, so they no longer leave the row unranked.
+ANSWERS: dict[str, tuple[str, ...]] = {
+    "bpda": ("gradient_masking", "large_eps_not_chance", "non_monotone", "black_box_beats_white_box"),
+    "eot": ("randomized", "pgd_not_converged"),
+}
+FLAG_TEXT = {
+    "bpda": "the attacks also ran through the input preprocessing with BPDA (labels …+bpda), and the ε columns include "
+            "them; gradient_masking, large_eps_not_chance and non_monotone describe the naive runs, the number a "
+            "careless evaluation reports (the naive ε column)",
+    "eot": f"the attacks also ran with Expectation over Transformation (labels …+eot, {EOT_DRAWS} draws per "
+           f"gradient), and the ε columns include them; randomized and pgd_not_converged describe the naive runs",
+}
+
+
+def adaptive_flags(attacks: dict[str, Any]) -> tuple[str, ...]:
+    """The adaptations among a job's attack runs (``bpda``, ``eot``), as flags."""
+    return tuple(sorted({attack.adaptation for attack in attacks.values() if isinstance(attack, Adapted)}))
+
+
+def unanswered(flags: list[str] | tuple[str, ...]) -> list[str]:
+    """``flags`` less those its adaptive runs answer (``ANSWERS``)."""
+    answered = {flag for adaptation in flags for flag in ANSWERS.get(adaptation, ())}
+    return [flag for flag in flags if flag not in answered]
+
+
+def naive_broken_at(runs: dict[str, Any]) -> list[Any]:
+    """The per-sample break levels of the naive runs of a record's ``runs`` (label → AttackRun); empty when the
+    record has no adaptive run (then there is no separate naive number)."""
+    if all(naive_label(label) for label in runs):
+        return []
+    return [run.broken_at for label, run in runs.items() if naive_label(label) and run.broken_at]

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmark import leaderboard_privacy, privacy_columns
+from benchmark.adaptive import FLAG_TEXT, naive_broken_at, unanswered
 from benchmark.board_config import board_config
 from benchmark.errors import BenchError
 from benchmark.provenance import content_hash
-from benchmark.record import Record, eps_key
+from benchmark.record import Record, eps_key, keyed
 from benchmark.stats import mean_sd, wilson
-from benchmark.sweep import per_attack_kind, worst_case
+from benchmark.sweep import accuracy_curve, per_attack_kind, worst_case
 
 LEADERBOARD_SCHEMA_VERSION = 2
 
@@ -37,6 +38,8 @@ UNRELIABLE: dict[str, str] = {
     "outside_ball": "an attack was stopped, so the worst case misses what it would have broken later",
     "near_chance": "the model learned next to nothing: its robust accuracy is that of a guess, not of a defense",
     "probability_outputs": "the attacks' losses saw a softmax output, whose vanishing gradients overstate robustness",
+    "certificate_violated": "a certificate claims more than the attacks left, so the certificate or the attacks are "
+                            "wrong",
 }
 #: The flags that leave the rank alone, and why.
 RANK_NEUTRAL: dict[str, str] = {
@@ -140,8 +143,9 @@ def board_provenance(records: Sequence[Record], config: dict[str, Any]) -> dict[
 
 
 def reliable(flags: Sequence[str]) -> bool:
-    """Whether a row with these flags may be ranked (no flag of ``UNRELIABLE``)."""
-    return not any(flag in UNRELIABLE for flag in flags)
+    """Whether a row with these flags may be ranked: no flag of ``UNRELIABLE`` that its adaptive runs leave
+    unanswered (``benchmark.adaptive.ANSWERS``)."""
+    return not any(flag in UNRELIABLE for flag in unanswered(list(flags)))
 
 
 def ranked(summary: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -180,7 +184,17 @@ def make_row(record: Record) -> dict[str, Any]:
                        "data_source": record.data_source,
                        "git_sha": record.environment.git_sha, "versions": record.environment.versions,
                        "created_at": record.created_at},
-    } | leaderboard_privacy.privacy_row(record) | backdoor_row(record)  # only where the record has them
+    } | leaderboard_privacy.privacy_row(record) | backdoor_row(record) | naive_row(record)  # where the record has them
+
+
+def naive_row(record: Record) -> dict[str, Any]:
+    """``"naive_robust_accuracy"``: the worst case over the naive runs only (what a careless evaluation reports),
+    only on a row whose attacks also ran adaptively (BPDA, EoT)."""
+    broken = naive_broken_at(record.runs)
+    if not broken or not record.correct:
+        return {}
+    return {"naive_robust_accuracy": keyed(accuracy_curve(worst_case(record.correct, broken, len(record.eps)),
+                                                           record.eps))}
 
 
 def backdoor_row(record: Record) -> dict[str, Any]:
@@ -210,9 +224,7 @@ def summarise(rows: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> list[di
         sizes = [r["n_test"] for r in members]
 
         def stat(values: list[float], sizes: list[int] = sizes) -> dict[str, Any]:
-            mean, sd = mean_sd(values)
-            pooled = sum(round(v * n) for v, n in zip(values, sizes, strict=True))
-            return {"mean": mean, "sd": sd, "values": values, "ci": wilson(pooled, sum(sizes))}
+            return seed_stat(values, sizes)
 
         attacks = dict.fromkeys(a for r in members for a in r["per_attack"])
         summary.append({
@@ -229,8 +241,24 @@ def summarise(rows: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> list[di
             "train_grad_evals": mean_sd([r["train_grad_evals"] or 0 for r in members])[0],
             "flags": sorted({f for r in members for f in r.get("flags") or []}),
             "n_test": members[0]["n_test"],
-        } | leaderboard_privacy.summary_privacy(members))
+        } | leaderboard_privacy.summary_privacy(members) | naive_summary(members, eps))
     return summary
+
+
+def seed_stat(values: list[float], sizes: list[int]) -> dict[str, Any]:
+    """Mean ± sd over seeds of an accuracy, its per-seed values, and a Wilson interval over the pooled samples."""
+    mean, sd = mean_sd(values)
+    pooled = sum(round(v * n) for v, n in zip(values, sizes, strict=True))
+    return {"mean": mean, "sd": sd, "values": values, "ci": wilson(pooled, sum(sizes))}
+
+
+def naive_summary(members: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> dict[str, Any]:
+    """The naive worst case over seeds (``naive_row``), when every seed's row has one."""
+    if not all("naive_robust_accuracy" in row for row in members):
+        return {}
+    sizes = [row["n_test"] for row in members]
+    return {"naive_robust_accuracy": {eps_key(e): seed_stat([row["naive_robust_accuracy"][eps_key(e)]
+                                                             for row in members], sizes) for e in eps}}
 
 
 def legend_lines(board: Leaderboard) -> list[str]:
@@ -239,8 +267,9 @@ def legend_lines(board: Leaderboard) -> list[str]:
     from benchmark.validity import legend
 
     fired = {flag for row in board.rows for flag in row.get("flags") or []}
-    lines = legend(fired)
-    unranked = [flag for flag in UNRELIABLE if flag in fired]
+    lines = legend(fired) + [f"{flag}: {text}" for flag, text in FLAG_TEXT.items() if flag in fired]
+    unranking = {flag for row in board.rows for flag in unanswered(row.get("flags") or [])}
+    unranked = [flag for flag in UNRELIABLE if flag in unranking]
     if unranked:
         lines.append(ranking_note(unranked))
     for row in board.rows:

@@ -73,6 +73,7 @@ class Evaluation:
     eval_seconds: float
     probe_seconds: float
     backdoor: Any = None  # a planted backdoor's success (``benchmark.backdoor_stage``; None: none planted)
+    certification: Any = None  # certificates (``benchmark.certify_stage``; None: the defense certifies nothing)
 
 
 def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: bool = False) -> Record | None:
@@ -273,10 +274,12 @@ def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress
                         else None,  # a wrapper's checkpoint holds its base's clean correctness, not its own
                         outputs=getattr(trained.model, "outputs", "logits"))
     from benchmark.backdoor_stage import backdoor_of
+    from benchmark.certify_stage import certification_of
 
     return Evaluation(sweep=result, probes=probes, attacks=armed.attacks, batch_size=armed.batch_size,
                       backdoor=backdoor_of(job, x, test.y_test, armed.estimator.predict),
-                      eval_seconds=eval_seconds, probe_seconds=time.perf_counter() - start)
+                      eval_seconds=eval_seconds, probe_seconds=time.perf_counter() - start,
+                      certification=certification_of(job, x, test.y_test, trained.model, test.nb_classes, progress))
 
 
 def job_headline(job: Job) -> float:
@@ -293,6 +296,7 @@ def probe_pgd(job: Job, attacks: dict[str, Any]) -> Any:
 
 def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evaluation, privacy: Any = None
                 ) -> Record:
+    from benchmark.adaptive import adaptive_flags
     from benchmark.backdoor_stage import threat_of
     from benchmark.validity import verdicts
 
@@ -309,11 +313,12 @@ def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evalua
         train_cached=trained.cached, eval_seconds=evaluation.eval_seconds, device=job.device,
         batch_size=evaluation.batch_size, environment=environment(job.device), created_at=now(),
         data_fingerprint=job.data_fingerprint, survivors=job.survivors,
-        flags=tuple(verdicts(sweep, evaluation.probes, data_source=job.data_source)), probes=evaluation.probes,
+        flags=tuple(verdicts(sweep, evaluation.probes, data_source=job.data_source, certified=evaluation.certification))
+        + adaptive_flags(evaluation.attacks), probes=evaluation.probes,
         probe_seconds=evaluation.probe_seconds, model_source=model_source(job), data_source=job.data_source,
         headline_eps=job_headline(job), recipe=None if job.recipe is None else job.recipe.as_dict(),
         early_stop_epoch=trained.info.early_stop_epoch, n_train=job.n_train, privacy=privacy, dp=trained.info.dp,
-        backdoor=evaluation.backdoor, client_threat=threat_of(job),
+        backdoor=evaluation.backdoor, client_threat=threat_of(job), certification=evaluation.certification,
     )
 
 
