@@ -101,8 +101,9 @@ FLAG_TEXT = {
     "bpda": "the attacks also ran through the input preprocessing with BPDA (labels …+bpda), and the ε columns include "
             "them; gradient_masking, large_eps_not_chance and non_monotone describe the naive runs, the number a "
             "careless evaluation reports (the naive ε column)",
-    "eot": f"the attacks also ran with Expectation over Transformation (labels …+eot, {EOT_DRAWS} draws per "
-           f"gradient), and the ε columns include them; randomized and pgd_not_converged describe the naive runs",
+    "eot": "the attacks also ran with Expectation over Transformation (labels …+eot; each gradient the mean of "
+           "--eot-draws draws, 20 by default, recorded with each run), and the ε columns include them; randomized "
+           "and pgd_not_converged describe the naive runs",
 }
 
 

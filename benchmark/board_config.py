@@ -34,6 +34,7 @@ def board_config(records: Sequence[Record]) -> dict[str, Any]:
         "survivors": first.survivors,
         **model_options(records),
         **privacy_options(records),
+        **({"ibp": True} if first.ibp is not None else {}),  # the run certified by IBP: so does the re-run
     }
 
 

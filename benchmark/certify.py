@@ -7,6 +7,8 @@ constant within the L2 ball of radius σ·Φ⁻¹(p_A) around x, where p_A lower
 * Sampling (torch, imported inside): ``sample_counts`` (the base classifier's argmax over Gaussian draws) and
   ``certify`` (n0 selection draws, then N estimation draws from a separate stream), which returns a ``Certification``.
 
+scipy is imported inside the functions that need it, so that records (``Certification``) load without it.
+
 As in Cohen's reference code (locuslab/smoothing, ``code/core.py``), the noise is added to the raw input and the
 noisy input is not clipped to the data range; any normalisation belongs inside the model.
 """
@@ -19,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.stats import beta, binomtest, norm
 
 from benchmark.privacy import from_fields
 
@@ -76,6 +77,8 @@ def clopper_pearson_lower(k: Any, n: Any, alpha: float) -> Any:
     """One-sided (1 − α) Clopper–Pearson lower bound on a binomial proportion from ``k`` successes in ``n`` draws:
     the α quantile of Beta(k, n − k + 1), 0 for k = 0 (Cohen et al.'s ``lowerConfBound``, statsmodels'
     ``proportion_confint(k, n, alpha=2α, method="beta")[0]``). Vectorised; a float for scalar inputs."""
+    from scipy.stats import beta
+
     _check_alpha(alpha)
     k, n = np.asarray(k), np.asarray(n)
     if not (np.issubdtype(k.dtype, np.integer) and np.issubdtype(n.dtype, np.integer)):
@@ -100,6 +103,8 @@ def certify_counts(counts0: Any, counts: Any, *, sigma: float, alpha: float) -> 
     """Cohen et al.'s CERTIFY on counts, per sample (row): ĉ_A = argmax of the n0 selection counts ``counts0``; p_A =
     ``clopper_pearson_lower`` of ĉ_A's share of the N estimation ``counts`` (drawn independently of ``counts0``);
     ABSTAIN with radius 0 if p_A ≤ 1/2, else ĉ_A with radius σ·Φ⁻¹(p_A). Returns (predicted, radius) arrays."""
+    from scipy.stats import norm
+
     _check_sigma(sigma)
     counts0, counts = _counts(counts0, "counts0"), _counts(counts, "counts")
     if counts0.shape != counts.shape:
@@ -114,6 +119,8 @@ def certify_counts(counts0: Any, counts: Any, *, sigma: float, alpha: float) -> 
 def predict_counts(counts: Any, *, alpha: float) -> np.ndarray:
     """Cohen et al.'s PREDICT on counts, per sample: the top class if the two-sided binomial test of the top two
     counts (n_A of n_A + n_B at p = 1/2) gives a p-value ≤ α, else ABSTAIN (a wrong class with probability ≤ α)."""
+    from scipy.stats import binomtest
+
     _check_alpha(alpha)
     counts = _counts(counts, "counts")
     if counts.shape[1] < 2:

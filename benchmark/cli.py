@@ -105,6 +105,11 @@ def describe_params(plugin: Any) -> str:
                                 "mia-label (membership inference), gradient-inversion (federated defenses).")
 @click.option("--mia-samples", "mia_samples", help="Members and non-members per side of the membership split "
                                                    "(default: up to 500).")
+@click.option("--ibp", is_flag=True, default=None,
+              help="Also certify each model by interval bound propagation (L∞): IBP-verified accuracy per ε beside "
+                   "the empirical one, for nn.Sequential models of Linear/Conv2d/ReLU/Flatten/MaxPool2d/BatchNorm.")
+@click.option("--eot-draws", "eot_draws", help="Gradients averaged per step of the EoT runs on a randomized model "
+                                               "(default: 20, AutoAttack's rand version).")
 @click.option("--survivors", help="shared: at each ε an attack gets only the samples no attack has broken yet "
                                    "(fastest; per-attack numbers are cumulative); per-attack: each attack on the "
                                    "samples it left robust itself (standalone per-attack numbers) (default: shared).")

@@ -64,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
     "privacy": None,  # privacy attacks (benchmark.PRIVACY) run on each trained model (benchmark/privacy_inputs.py)
     "mia_samples": None,  # members and non-members per side of the membership split (default: up to 500)
     "n_train": None,  # train on the first N training samples only; the rest are non-members never trained on
+    "ibp": False,  # certify each model's L∞ robustness by interval bound propagation (benchmark/ibp_stage.py)
+    "eot_draws": None,  # gradients averaged per EoT step on a randomized model (default: benchmark.adaptive.EOT_DRAWS)
 }
 DEFAULT_DEFENSES = {False: "standard,pgd-at", True: "pretrained"}  # by: is the model a trained one from a file
 #: How each key is spelled on the command line, for error messages.
@@ -75,6 +77,7 @@ SEED = Interval(int, 0, 2**31 - 1)  # per-sample keys are seed · 2³² + index,
 SEED_COUNT = Interval(int, 1, 1_000)  # bench evaluate --seeds N
 N_TEST = Interval(int, 1, 1_000_000)
 SHARDS = Interval(int, 1, 10_000)
+EOT_DRAWS = Interval(int, 1, 10_000)
 @dataclass(frozen=True)
 class EvalConfig:
     dataset: str
@@ -96,6 +99,8 @@ class EvalConfig:
     privacy: tuple[PluginSpec, ...] = ()  # privacy attacks run on each trained model (benchmark.PRIVACY)
     mia_samples: int | None = None  # members (and non-members) per side of the membership split (None: default)
     n_train: int | None = None  # train on the first N training samples only (None: all)
+    ibp: bool = False  # IBP-verified accuracy beside the empirical one (L∞ only)
+    eot_draws: int | None = None  # EoT's draws per gradient (None: benchmark.adaptive.EOT_DRAWS)
 
     @property
     def headline_eps(self) -> float:
@@ -176,7 +181,18 @@ def build_config(file_values: Mapping[str, Any] | None = None, overrides: Mappin
         privacy=parse_privacy(get("privacy"), where("privacy"), defenses, model_file),
         mia_samples=parse_optional(get("mia_samples"), where("mia_samples"), MIA_SAMPLES),
         n_train=parse_optional(get("n_train"), where("n_train"), N_TRAIN),
+        ibp=parse_ibp(get("ibp"), where("ibp"), norm),
+        eot_draws=parse_optional(get("eot_draws"), where("eot_draws"), EOT_DRAWS),
     ))
+
+
+def parse_ibp(value: Any, where: str, norm: str) -> bool:
+    """``--ibp``: interval bound propagation certifies L∞ boxes only, so an L2 run is refused naming the norm."""
+    ibp = parse_value(value, where, Boolean())
+    if ibp and norm != "inf":
+        raise ConfigError(f"{where}: interval bound propagation certifies L∞ boxes, not L{norm} balls: use --norm inf "
+                          "(randomized smoothing certifies L2: the smoothing defense)")
+    return ibp
 
 
 def default_eps(dataset: str, norm: str) -> tuple[float, ...]:

@@ -19,6 +19,8 @@ leaderboard without privacy results is exactly what it was. Renderers read it ba
   read and shown the same way: a row keeps it under its own key (``"backdoor"``, ``benchmark.leaderboard.backdoor_row``,
   what ``bench check`` holds), which ``privacy_of`` joins to the row's summary, and a summary entry's ``"privacy"``
   carries it over the seeds, only where there is one (a board without a backdoor is exactly what it was).
+* Certificates (randomized smoothing): joined and carried the same way, under the row's ``"certification"``
+  (``benchmark.leaderboard_certified``).
 
 Over seeds, as for accuracies: mean ± sd of the seeds' values and Wilson intervals over the pooled samples; DP ε is
 the largest over the seeds (the guarantee every seed's model has).
@@ -32,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from benchmark.leaderboard_certified import CertifiedSummary, certified_row, combine_certified, row_certified
 from benchmark.privacy import (
     LOW_FPRS,
     BackdoorOutcome,
@@ -174,19 +177,22 @@ class PrivacySummary:
     seconds: float | None = None
     errors: dict[str, str] = field(default_factory=dict)
     backdoor: BackdoorSummary | None = None
+    certified: CertifiedSummary | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form; ``backdoor`` only where there is one, so a board without one is what it was before."""
+        """The JSON form; ``backdoor`` and ``certified`` only where there is one, so a board without them is what it
+        was before."""
         data = dataclasses.asdict(self)
-        if self.backdoor is None:
-            del data["backdoor"]
+        for name in ("backdoor", "certified"):
+            if getattr(self, name) is None:
+                del data[name]
         return data
 
     @classmethod
     def from_json(cls, data: Any) -> PrivacySummary:
         return build(cls, data, seeds=tuple, membership=_optional(MembershipSummary.from_json),
                      inversion=_optional(InversionSummary.from_json), dp=_optional(DPSummary.from_json),
-                     backdoor=_optional(BackdoorSummary.from_json))
+                     backdoor=_optional(BackdoorSummary.from_json), certified=_optional(CertifiedSummary.from_json))
 
 
 def record_privacy(record: Record) -> PrivacySummary | None:
@@ -264,6 +270,7 @@ def combine(parts: Sequence[PrivacySummary]) -> PrivacySummary:
     guarantees = [part.dp for part in parts if part.dp is not None]
     seconds = [part.seconds for part in parts if part.seconds is not None]
     backdoors = [part.backdoor for part in parts if part.backdoor is not None]
+    certified = [part.certified for part in parts if part.certified is not None]
     return PrivacySummary(
         seeds=tuple(seed for part in parts for seed in part.seeds),
         membership=combine_membership(memberships) if memberships else None,
@@ -272,6 +279,7 @@ def combine(parts: Sequence[PrivacySummary]) -> PrivacySummary:
         seconds=mean_sd(seconds)[0] if seconds else None,
         errors={label: error for part in reversed(parts) for label, error in part.errors.items()},
         backdoor=combine_backdoor(backdoors) if backdoors else None,
+        certified=combine_certified(certified) if certified else None,
     )
 
 
@@ -324,9 +332,10 @@ def combine_backdoor(parts: Sequence[BackdoorSummary]) -> BackdoorSummary:
 
 
 def privacy_row(record: Record) -> dict[str, Any]:
-    """What ``benchmark.leaderboard.make_row`` adds for a record: ``{"privacy": …}``, or nothing."""
+    """What ``benchmark.leaderboard.make_row`` adds for a record: ``{"privacy": …}`` and ``{"certification": …}``
+    (``benchmark.leaderboard_certified``), each only where the record has it."""
     summary = record_privacy(record)
-    return {} if summary is None else {"privacy": summary.to_json()}
+    return ({} if summary is None else {"privacy": summary.to_json()}) | certified_row(record)
 
 
 def summary_privacy(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -337,13 +346,15 @@ def summary_privacy(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def privacy_of(entry: dict[str, Any]) -> PrivacySummary | None:
     """The typed privacy summary of a row or summary entry (a fresh board's or a baseline file's), a row's backdoor
-    (its own key, ``"backdoor"``) joined to it; None without either."""
-    data, planted = entry.get("privacy"), entry.get("backdoor")
-    backdoor = None if planted is None else row_backdoor(planted)
-    if data is None and backdoor is None:
+    and certificates (their own keys, ``"backdoor"``, ``"certification"``) joined to it; None without any."""
+    data, planted, certificates = entry.get("privacy"), entry.get("backdoor"), entry.get("certification")
+    joined = {"backdoor": None if planted is None else row_backdoor(planted),
+              "certified": None if certificates is None else row_certified(certificates)}
+    joined = {name: value for name, value in joined.items() if value is not None}
+    if data is None and not joined:
         return None
     summary = PrivacySummary(seeds=(entry.get("seed"),)) if data is None else PrivacySummary.from_json(data)
-    return summary if backdoor is None else dataclasses.replace(summary, backdoor=backdoor)
+    return dataclasses.replace(summary, **joined)
 
 
 def row_backdoor(data: Any) -> BackdoorSummary | None:

@@ -83,6 +83,8 @@ class Job:
     n_train: int | None = None  # trains on the first n training samples only (None: all)
     privacy: tuple[PluginSpec, ...] = ()  # privacy attacks run on the trained model (benchmark.PRIVACY)
     mia_samples: int | None = None  # members and non-members per side of the membership split (None: default)
+    ibp: bool = False  # an IBP certificate beside the sweep (benchmark/ibp_stage.py)
+    eot_draws: int | None = None  # EoT's draws per gradient (None: benchmark.adaptive.EOT_DRAWS)
     # how the job runs, not what it computes (never hashed): everything at once, or one stage of a sharded job
     stage: str = "all"  # "all", "train", "shard" (``benchmark.shards``)
     shard: int = 0
@@ -132,6 +134,10 @@ class Job:
             "sweep": SWEEP_VERSION,
             **({"label": self.defense.alias} if self.defense.alias else {}),  # --name: the row it makes
         }
+        if self.ibp:  # absent without a certificate, so those hashes stay what they were
+            scoring["ibp"] = True
+        if self.eot_draws is not None:  # absent unless given (the default's results keep their hashes)
+            scoring["eot_draws"] = self.eot_draws
         if self.trained != self.defense:  # a wrapper of a trained network (preprocessing): what the attacks see
             scoring["inference"] = [self.defense.name, dict(self.defense.params)]
         if self.privacy:  # absent without privacy attacks, so those hashes stay what they were
@@ -193,7 +199,7 @@ def plan(config: EvalConfig, facts: DataFacts | None = None) -> list[Job]:
             recipe=config.recipes[index] if config.recipes else None,
             n_train=config.n_train,
             privacy=config.privacy,
-            mia_samples=config.mia_samples,
+            mia_samples=config.mia_samples, ibp=config.ibp, eot_draws=config.eot_draws,
         )
         for index, defense in enumerate(config.defenses)
         for seed in config.seeds

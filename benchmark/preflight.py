@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.api import DataBundle, unit_float
-from benchmark.errors import BenchError, DataError
+from benchmark.errors import BenchError, ConfigError, DataError
 from benchmark.sources import first_line
 
 logger = logging.getLogger(__name__)
@@ -74,10 +74,14 @@ def preflight(config: Any) -> Any:
     built-in datasets are built for them (and are not checked here, so a re-run plans without loading data), unless
     they declare the input shapes they take (``check_input_shape``).
     Returns the config to run: the default suite without the attacks that the data's inputs cannot take. The
-    privacy options are checked too (``benchmark.privacy_inputs.preflight_privacy``)."""
+    privacy options are checked too (``benchmark.privacy_inputs.preflight_privacy``), and certifying defenses
+    against the norm (``check_certified_norm``)."""
+    from benchmark.ibp_stage import preflight_ibp
     from benchmark.privacy_inputs import preflight_privacy
     from benchmark.runner import is_pretrained
 
+    check_certified_norm(config)
+    preflight_ibp(config)
     if config.model_file is None:
         check_input_shape(config.model, config.dataset)
     preflight_privacy(config)
@@ -99,6 +103,17 @@ def preflight(config: Any) -> Any:
                         f"{config.defenses[0].label!r} needs to train {config.model}; a trained model given as a "
                         f"file needs only the test split")
     return check_loaded_model(config, data)
+
+
+def check_certified_norm(config: Any) -> None:
+    """Refuse a defense that certifies L2 radii (one with ``certify_settings``: randomized smoothing) in a run whose
+    norm is another: its certified accuracy at ε would not be a bound on the robust accuracy in that column."""
+    from benchmark import DEFENSES
+
+    for spec in config.defenses:
+        if config.norm != "2" and hasattr(DEFENSES.get(spec.name), "certify_settings"):
+            raise ConfigError(f"--defense: {spec.label}: randomized smoothing certifies L2 radii, and this run's "
+                              f"norm is L∞ (--norm {config.norm}); use --norm 2")
 
 
 def check_defense_data(config: Any) -> None:

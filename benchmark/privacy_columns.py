@@ -2,14 +2,19 @@
 columns of the main tables (Markdown, terminal, HTML, LaTeX), the per-seed detail table (Markdown, HTML), the CSV
 fields and the legend lines. A board without privacy results gets no column, no table, no field and no line. A
 planted backdoor's success rate (federated rows whose Byzantine clients plant one) is shown the same way, in its own
-column, table column, CSV fields and legend line, only on a board that has one."""
+column, table column, CSV fields and legend line, only on a board that has one; so are randomized-smoothing
+certificates (``benchmark.leaderboard_certified``): certified accuracy at each ε > 0 of the grid (an L2 radius) and
+the abstain rate after the accuracies, the certification's seconds and forward passes among the costs, CSV fields, a
+legend line with the setting (and a LaTeX caption sentence), only on a board with certified rows."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from benchmark.leaderboard_certified import settings_text
 from benchmark.leaderboard_privacy import (
     BackdoorSummary,
     InversionSummary,
@@ -19,6 +24,8 @@ from benchmark.leaderboard_privacy import (
     privacy_of,
 )
 from benchmark.privacy import LOW_FPRS, fpr_key
+from benchmark.record import eps_key
+from benchmark.stats import mean_sd
 
 if TYPE_CHECKING:
     from benchmark.leaderboard import Leaderboard
@@ -65,15 +72,36 @@ def _backdoor(summary: PrivacySummary) -> Shown | None:
     return Shown(found.success_rate, found.sd if len(found.values) > 1 else None, found.ci)
 
 
+def _certified(summary: PrivacySummary, key: str) -> Shown | None:
+    """The certified accuracy at ε ``key`` (an L2 radius) over seeds, with its pooled Wilson interval."""
+    found = summary.certified
+    if found is None or key not in found.accuracy:
+        return None
+    mean, sd, ci = found.stat(found.accuracy[key])
+    return Shown(mean, sd, ci)
+
+
+def _abstain(summary: PrivacySummary) -> Shown | None:
+    found = summary.certified
+    return None if found is None else Shown(*found.stat(found.abstain_rate))
+
+
+def _certified_cost(summary: PrivacySummary, name: str) -> Shown | None:
+    found = summary.certified
+    return None if found is None else Shown(mean_sd(list(getattr(found, name)))[0])
+
+
 @dataclass(frozen=True, kw_only=True)
 class Column:
-    """A privacy column of the main tables: its title (plain and LaTeX), what it shows of a summary entry, and how."""
+    """A column of the main tables from a row's privacy summary: its title (plain and LaTeX), what it shows of a
+    summary entry, and how; ``kind`` says what it measures (``privacy``, ``backdoor``, ``certified``)."""
 
     title: str
     tex: str
     pick: Callable[[PrivacySummary], Shown | None]
     digits: int
     scale: float = 1.0
+    kind: str = "privacy"
 
     def shown(self, entry: dict[str, Any]) -> Shown | None:
         summary = privacy_of(entry)
@@ -100,7 +128,8 @@ class Column:
         return number + escape(shown.note)
 
 
-BACKDOOR_COLUMN = Column(title="backdoor ASR %", tex=r"Backdoor ASR (\%)", pick=_backdoor, digits=1, scale=100)
+BACKDOOR_COLUMN = Column(title="backdoor ASR %", tex=r"Backdoor ASR (\%)", pick=_backdoor, digits=1, scale=100,
+                         kind="backdoor")
 METRIC_COLUMNS = (
     Column(title="MIA AUC", tex="MIA AUC", pick=lambda s: _membership(s, "auc"), digits=3),
     Column(title="MIA adv.", tex="MIA adv.", pick=lambda s: _membership(s, "advantage"), digits=3),
@@ -112,15 +141,30 @@ METRIC_COLUMNS = (
 )
 SECONDS_COLUMN = Column(title="privacy s", tex="Privacy (s)", digits=1,
                         pick=lambda s: None if s.seconds is None else Shown(s.seconds))
+ABSTAIN_COLUMN = Column(title="abstain %", tex=r"Abstain (\%)", pick=_abstain, digits=1, scale=100, kind="certified")
+CERTIFIED_COSTS = (
+    Column(title="cert s", tex=r"Cert.\ (s)", pick=partial(_certified_cost, name="seconds"), digits=1,
+           kind="certified"),
+    Column(title="cert passes", tex=r"Cert.\ passes", pick=partial(_certified_cost, name="forward_passes"), digits=0,
+           kind="certified"),
+)
+
+
+def certified_columns(board: Leaderboard) -> list[Column]:
+    """Certified accuracy at each ε > 0 of the board's grid (an L2 radius), then the abstain rate."""
+    return [Column(title=f"cert. ε={e:g} %", tex=f"Cert.\\ $\\epsilon={e:g}$", digits=1, scale=100, kind="certified",
+                   pick=partial(_certified, key=eps_key(e))) for e in board.eps if e > 0] + [ABSTAIN_COLUMN]
 
 
 def main_columns(board: Leaderboard) -> tuple[list[Column], list[Column]]:
-    """The privacy columns a board's main table shows: metrics (after the accuracies) and costs (after the other
-    seconds), each only where some entry has a number; none for a board without privacy results."""
+    """The privacy summary's columns a board's main table shows: metrics (after the accuracies) and costs (after the
+    other seconds), each only where some entry has a number; none for a board without privacy results, a backdoor
+    or certificates."""
     def present(column: Column) -> bool:
         return any(column.shown(entry) is not None for entry in board.summary)
 
-    return [c for c in METRIC_COLUMNS if present(c)], [c for c in (SECONDS_COLUMN,) if present(c)]
+    metrics = [*METRIC_COLUMNS, *certified_columns(board)]
+    return [c for c in metrics if present(c)], [c for c in (SECONDS_COLUMN, *CERTIFIED_COSTS) if present(c)]
 
 
 #: Legend lines, each shown when a board shows one of its columns.
@@ -144,6 +188,16 @@ LEGEND = (
      "target class ({target}), mean (± sd) over seeds; federated rows whose Byzantine clients plant a backdoor. The "
      "per-seed table and the CSV give each seed's rate with a Wilson 95 % interval over those samples."),
     ({"privacy s"}, "privacy s: seconds the privacy attacks took (mean over seeds), a cost beside train s and eval s."),
+    ({"abstain %"},
+     "cert. ε=r %: certified accuracy (%) at L2 radius r of the smoothed classifier (Cohen et al. 2019's CERTIFY: "
+     "n0 selection and N estimation draws of Gaussian noise σ, each certificate wrong with probability ≤ α; at ε=0 "
+     "its accuracy), mean (± sd) over seeds, on the first evaluated test samples; abstain %: the samples where it "
+     "abstained (never certified). A lower bound on robust accuracy beside the attacks' upper bound in the ε columns, "
+     "where such a row's predictions are the smoothed classifier's too (a vote over n0 draws): a row where it is "
+     "higher is flagged certificate_violated. {certified}"),
+    ({"cert s", "cert passes"},
+     "cert s, cert passes: seconds and forward passes (noisy inputs classified: samples × (n0 + N)) of the "
+     "certification, mean over seeds."),
 )
 
 
@@ -163,7 +217,9 @@ def legend(board: Leaderboard) -> list[str]:
     metrics, costs = main_columns(board)
     titles = {column.title for column in metrics + costs}
     targets = targets_text(board) if BACKDOOR_COLUMN in metrics else ""
-    lines = [text.replace("{target}", targets) for shown, text in LEGEND if shown & titles]
+    settings = "; ".join(settings_text(board))
+    lines = [text.replace("{target}", targets).replace("{certified}", f"Settings: {settings}.")
+             for shown, text in LEGEND if shown & titles]
     if lines:
         lines[0] += " In these columns, – : not measured for that row."
     summaries = [(row, summary) for row in board.rows if (summary := privacy_of(row)) is not None]
@@ -248,7 +304,9 @@ def detail_cells(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
     Wilson intervals, the sample counts, the inversion setting and share recovered, δ); empty without privacy."""
     rows = [(row, summary) for row in board.rows if (summary := privacy_of(row)) is not None]
     groups = [group for group in DETAIL if any(group[1](summary) is not None for _, summary in rows)]
-    header = ["defense", "seed", *[title for titles, _, _ in groups for title in titles]] if rows else []
+    if not groups:  # rows with certificates only: the main table and the CSV hold them
+        return [], []
+    header = ["defense", "seed", *[title for titles, _, _ in groups for title in titles]]
     body = []
     for row, summary in rows:
         cells = [row["defense"], str(row["seed"])]
@@ -272,10 +330,20 @@ BACKDOOR_CSV_COLUMNS = ("backdoor_target", "backdoor_success_rate", "backdoor_ci
                         "backdoor_n")
 
 
+#: The CSV's certification columns (after those, with ``certified_<ε>`` before them for each ε of the grid; written
+#: only when some row has certificates).
+CERTIFIED_CSV_COLUMNS = ("abstain_rate", "cert_sigma", "cert_n0", "cert_n", "cert_alpha", "cert_samples",
+                         "cert_seconds", "cert_forward_passes")
+
+
 def csv_header(board: Leaderboard) -> list[str]:
-    """The privacy columns where some row has privacy results, then the backdoor columns where some row has one."""
+    """The privacy columns where some row has privacy results, then the backdoor columns where some row has one,
+    then the certification columns where some row has certificates."""
     privacy = list(CSV_COLUMNS) if any("privacy" in row for row in board.rows) else []
-    return privacy + (list(BACKDOOR_CSV_COLUMNS) if any("backdoor" in row for row in board.rows) else [])
+    backdoor = list(BACKDOOR_CSV_COLUMNS) if any("backdoor" in row for row in board.rows) else []
+    certified = ([f"certified_{eps_key(e)}" for e in board.eps] + list(CERTIFIED_CSV_COLUMNS)
+                 if any("certification" in row for row in board.rows) else [])
+    return privacy + backdoor + certified
 
 
 def csv_cells(row: dict[str, Any], header: list[str]) -> list[Any]:
@@ -310,4 +378,6 @@ def csv_values(summary: PrivacySummary) -> dict[str, Any]:
         values.update({"backdoor_target": "/".join(map(str, dict.fromkeys(found.targets))),
                        "backdoor_success_rate": found.success_rate, "backdoor_ci_low": found.ci[0],
                        "backdoor_ci_high": found.ci[1], "backdoor_n": found.n})
+    if summary.certified is not None:
+        values.update(summary.certified.csv_values())
     return values

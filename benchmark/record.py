@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from benchmark.certify_stage import CertifiedOutcome
+from benchmark.ibp_stage import IBPResult
 from benchmark.privacy import BackdoorOutcome, ClientThreat, DPGuarantee, PrivacyResult, from_fields
 from benchmark.validity import Probes
 
@@ -150,6 +152,8 @@ class Record:
     dp: DPGuarantee | None = None  # a differentially private defense's guarantee (None: not a DP defense)
     backdoor: BackdoorOutcome | None = None  # a planted backdoor's success rate (None: no backdoor attack)
     client_threat: ClientThreat | None = None  # a federated row's Byzantine clients (None: none)
+    certification: CertifiedOutcome | None = None  # randomized-smoothing certificates (None: none certified)
+    ibp: IBPResult | None = None  # interval-bound-propagation certificates (--ibp; None: not asked for)
 
     @property
     def board_key(self) -> tuple[str, str, tuple[float, ...], str]:
@@ -178,6 +182,8 @@ class Record:
             "dp": lambda guarantee: None if guarantee is None else DPGuarantee.from_json(guarantee),
             "backdoor": lambda outcome: None if outcome is None else BackdoorOutcome.from_json(outcome),
             "client_threat": lambda threat: None if threat is None else ClientThreat.from_json(threat),
+            "certification": lambda found: None if found is None else CertifiedOutcome.from_json(found),
+            "ibp": lambda found: None if found is None else IBPResult.from_json(found),
         }
         return from_fields(cls, data, **convert)
 

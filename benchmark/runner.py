@@ -73,7 +73,7 @@ class Evaluation:
     eval_seconds: float
     probe_seconds: float
     backdoor: Any = None  # a planted backdoor's success (``benchmark.backdoor_stage``; None: none planted)
-    certification: Any = None  # certificates (``benchmark.certify_stage``; None: the defense certifies nothing)
+    certificates: Any = None  # ``benchmark.certificates.Certificates``: randomized smoothing's, IBP's
 
 
 def run_job(job: Job, store: Store, *, on_event: Event | None = None, fresh: bool = False) -> Record | None:
@@ -229,7 +229,7 @@ def arm(job: Job, test: DataBundle, trained: Trained) -> Armed:
     through an input preprocessor, EoT on a randomized model)."""
     import torch
 
-    from benchmark.adaptive import adapted_attacks
+    from benchmark.adaptive import EOT_DRAWS, adapted_attacks
     from benchmark.estimator import wrap
 
     estimator = wrap_any(trained.model, test.input_shape, test.nb_classes, job.device)
@@ -239,7 +239,8 @@ def arm(job: Job, test: DataBundle, trained: Trained) -> Armed:
         attacks = adapted_attacks(attacks, trained.model, estimator, test.float_test(), batch_size=batch_size,
                                   wrap_view=lambda module, draws: wrap(module, test.input_shape, test.nb_classes,
                                                                        job.device, counts=estimator.counts,
-                                                                       eot_draws=draws))
+                                                                       eot_draws=draws),
+                                  draws=job.eot_draws or EOT_DRAWS)
     return Armed(estimator=estimator, attacks=attacks, batch_size=batch_size)
 
 
@@ -274,12 +275,13 @@ def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress
                         else None,  # a wrapper's checkpoint holds its base's clean correctness, not its own
                         outputs=getattr(trained.model, "outputs", "logits"))
     from benchmark.backdoor_stage import backdoor_of
-    from benchmark.certify_stage import certification_of
+    from benchmark.certificates import certificates_of
 
     return Evaluation(sweep=result, probes=probes, attacks=armed.attacks, batch_size=armed.batch_size,
                       backdoor=backdoor_of(job, x, test.y_test, armed.estimator.predict),
                       eval_seconds=eval_seconds, probe_seconds=time.perf_counter() - start,
-                      certification=certification_of(job, x, test.y_test, trained.model, test.nb_classes, progress))
+                      certificates=certificates_of(job, x, test.y_test, trained.model, nb_classes=test.nb_classes,
+                                                   batch_size=armed.batch_size, progress=progress))
 
 
 def job_headline(job: Job) -> float:
@@ -298,9 +300,10 @@ def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evalua
                 ) -> Record:
     from benchmark.adaptive import adaptive_flags
     from benchmark.backdoor_stage import threat_of
+    from benchmark.certificates import Certificates
     from benchmark.validity import verdicts
 
-    sweep = evaluation.sweep
+    sweep, certificates = evaluation.sweep, evaluation.certificates or Certificates()
     return Record(
         job_hash=job.job_hash, train_hash=job.train_hash, dataset=job.dataset, model=job.model,
         defense=job.defense.label, defense_name=job.defense.name, defense_params=dict(job.defense.params),
@@ -313,12 +316,13 @@ def make_record(job: Job, data: DataBundle, trained: Trained, evaluation: Evalua
         train_cached=trained.cached, eval_seconds=evaluation.eval_seconds, device=job.device,
         batch_size=evaluation.batch_size, environment=environment(job.device), created_at=now(),
         data_fingerprint=job.data_fingerprint, survivors=job.survivors,
-        flags=tuple(verdicts(sweep, evaluation.probes, data_source=job.data_source, certified=evaluation.certification))
+        flags=tuple(verdicts(sweep, evaluation.probes, data_source=job.data_source, certified=certificates.present))
         + adaptive_flags(evaluation.attacks), probes=evaluation.probes,
         probe_seconds=evaluation.probe_seconds, model_source=model_source(job), data_source=job.data_source,
         headline_eps=job_headline(job), recipe=None if job.recipe is None else job.recipe.as_dict(),
         early_stop_epoch=trained.info.early_stop_epoch, n_train=job.n_train, privacy=privacy, dp=trained.info.dp,
-        backdoor=evaluation.backdoor, client_threat=threat_of(job), certification=evaluation.certification,
+        backdoor=evaluation.backdoor, client_threat=threat_of(job), certification=certificates.smoothing,
+        ibp=certificates.ibp,
     )
 
 

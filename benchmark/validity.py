@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,10 @@ LEGEND: dict[str, str] = {
                        "canonical dataset",
     "clean_mismatch": "clean accuracy at ε = 0 differs from the model's accuracy measured right after training: the "
                       "evaluated model is not the trained one",
+    "certificate_violated": "the certified accuracy at an L2 radius r exceeds the empirical robust accuracy at ε = r "
+                            "on the same samples (the per-sample worst case over every attack run, naive and "
+                            "adaptive): impossible for a correct certificate, so the certificate or the evaluation "
+                            "is wrong",
 }
 
 
@@ -83,9 +88,19 @@ def black_box_gap(sweep: SweepResult) -> tuple[float, float] | None:
     return only_black, lead
 
 
-def verdicts(sweep: SweepResult, probes: Probes, *, data_source: str | None = None) -> list[str]:
+def certificate_violated(sweep: SweepResult, certified: Any) -> bool:
+    """Whether, at some ε > 0 of the sweep, ``certified`` (``benchmark.certify_stage.CertifiedOutcome``, on the
+    sweep's first ``certified.samples`` samples) certifies a higher accuracy at L2 radius ε than the attacks left on
+    those samples (their per-sample worst case)."""
+    broken_at = sweep.worst_broken_at()[: certified.samples]
+    return any(certified.accuracy_at(eps) > float(np.mean(broken_at > k))
+               for k, eps in enumerate(sweep.eps) if eps > 0)
+
+
+def verdicts(sweep: SweepResult, probes: Probes, *, data_source: str | None = None, certified: Any = ()
+             ) -> list[str]:
     """The names of the flags that fire, in ``LEGEND`` order (``data_source``: the dataset's ``source()``, which
-    says UNVERIFIED when its files did not verify)."""
+    says UNVERIFIED when its files did not verify; ``certified``: the row's certificates, if any)."""
     fired = set()
     if probes.recovered_share is not None and probes.recovered_share > MONOTONE_SHARE:
         fired.add("non_monotone")
@@ -111,6 +126,8 @@ def verdicts(sweep: SweepResult, probes: Probes, *, data_source: str | None = No
         fired.add("unverified_data")
     if probes.trained_clean_accuracy is not None and abs(probes.trained_clean_accuracy - sweep.correct.mean()) > 0:
         fired.add("clean_mismatch")
+    if any(certificate_violated(sweep, certificate) for certificate in certified):
+        fired.add("certificate_violated")
     return [name for name in LEGEND if name in fired]
 
 

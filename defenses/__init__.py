@@ -9,5 +9,6 @@ from defenses import (  # noqa: F401
     noise,
     preprocessing,
     pretrained,
+    smoothing,
     standard,
 )

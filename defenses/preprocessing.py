@@ -76,12 +76,12 @@ def base_spec(name: str, params_text: str) -> Any:
     from benchmark.errors import ConfigError
 
     items = [part.strip() for part in params_text.split(";") if part.strip()]
-    if name in PREPROCESSING:
-        raise ValueError(f"base must be a defense that trains a model, not the preprocessing {name!r}")
     try:
         (spec,) = parse_plugins("defense", f"{name}:{','.join(items)}" if items else name, "base")
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
+    if hasattr(DEFENSES.get(spec.name), "trained_spec"):
+        raise ValueError(f"base must be a defense that trains a model, not the wrapper {name!r}")
     return spec
 
 
@@ -158,8 +158,9 @@ class JpegDefense(Preprocessing):
 @DEFENSES.register("gaussian-input", "input-noise")
 @dataclass(frozen=True)
 class GaussianInputDefense(Preprocessing):
-    """Gaussian input noise N(0, σ²), drawn afresh at every prediction (ART's GaussianAugmentation at predict time):
-    a randomized defense, scored with EoT."""
+    """Gaussian input noise N(0, σ²), drawn afresh at every prediction (ART's GaussianAugmentation at predict time;
+    the Monte Carlo form of randomized smoothing, Cohen et al. 2019, arXiv:1902.02918): a randomized defense, scored
+    with EoT."""
 
     sigma: float = 0.25
 
@@ -170,5 +171,3 @@ class GaussianInputDefense(Preprocessing):
         return gaussian(self.sigma)
 
 
-PREPROCESSING = ("squeeze", "feature-squeezing", "median-smoothing", "spatial-smoothing", "jpeg", "gaussian-input",
-                 "input-noise")

@@ -85,8 +85,9 @@ def test_a_preprocessing_row_shares_its_base_s_training_but_not_its_results(tmp_
     ("jpeg:quality=101", r"jpeg: quality must be an int in \[1, 100\], got 101"),
     ("gaussian-input:sigma=0", r"gaussian-input: sigma must be a number in \(0, inf\)"),
     ("squeeze:base=standrd", r"squeeze: base: unknown defense 'standrd'; did you mean 'standard'\?"),
-    ("squeeze:base=jpeg", r"base must be a defense that trains a model, not the preprocessing 'jpeg'"),
+    ("squeeze:base=jpeg", r"base must be a defense that trains a model, not the wrapper 'jpeg'"),
     ("squeeze:base=pgd-at,base_params=esp=1", r"has no parameter 'esp'; did you mean 'eps'\?"),
+    ("squeeze:base=smoothing", r"base must be a defense that trains a model, not the wrapper 'smoothing'"),
 ])
 def test_bad_parameters_are_refused_before_any_work(text, message):
     with pytest.raises(ConfigError, match=message):

@@ -95,7 +95,7 @@ def test_discarded_attack_gets_no_per_attack_numbers():
 def test_every_flag_has_a_legend_entry_and_a_test():
     tested = {"non_monotone", "large_eps_not_chance", "gradient_masking", "pgd_not_converged", "randomized",
               "clean_mismatch", "black_box_beats_white_box", "outside_ball", "near_chance", "probability_outputs",
-              "unverified_data"}
+              "unverified_data", "certificate_violated"}  # the last in tests/test_smoothing.py
     assert set(LEGEND) == tested
 
 

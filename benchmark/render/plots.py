@@ -1,4 +1,5 @@
-"""Plots with matplotlib (Agg): robustness curves (accuracy vs ε per defense, ± sd over seeds) and the
+"""Plots with matplotlib (Agg): robustness curves (accuracy vs ε per defense, ± sd over seeds; for a row with
+randomized-smoothing certificates, its certified accuracy vs L2 radius beside it, dashed in the same colour) and the
 cost-robustness trade-off (training seconds vs robust accuracy at the headline ε)."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ import io
 from pathlib import Path
 
 from benchmark.leaderboard import Leaderboard, eps_key
+from benchmark.leaderboard_certified import entry_certified
 
 
 def robustness_figure(board: Leaderboard):
@@ -18,7 +20,9 @@ def robustness_figure(board: Leaderboard):
         keys = [eps_key(e) for e in board.eps]
         means = [100 * entry["robust_accuracy"][k]["mean"] for k in keys]
         sds = [100 * entry["robust_accuracy"][k]["sd"] for k in keys]
-        axes.errorbar(board.eps, means, yerr=sds, marker="o", markersize=3, capsize=2, label=legend_label(entry))
+        line = axes.errorbar(board.eps, means, yerr=sds, marker="o", markersize=3, capsize=2,
+                             label=legend_label(entry))
+        certified_curve(axes, board, entry, line.lines[0].get_color())
     axes.axvline(board.headline_eps, color="grey", linestyle=":", linewidth=1)
     axes.set_xlabel(f"ε (L{'∞' if board.norm == 'inf' else board.norm})")
     axes.set_ylabel("worst-case robust accuracy (%)")
@@ -27,6 +31,17 @@ def robustness_figure(board: Leaderboard):
     axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
     return figure
+
+
+def certified_curve(axes, board: Leaderboard, entry: dict, color: str) -> None:
+    """An entry's certified accuracy at each ε of the grid (an L2 radius; mean over seeds), dashed, if it has
+    certificates: a lower bound drawn under the empirical curve, its upper bound."""
+    certified = entry_certified(entry)
+    if certified is None:
+        return
+    means = [100 * certified.stat(certified.accuracy[eps_key(e)])[0] for e in board.eps]
+    axes.plot(board.eps, means, linestyle="--", marker="s", markersize=3, color=color,
+              label=f"{legend_label(entry)}: certified (L2 radius)")
 
 
 def cost_figure(board: Leaderboard):
