@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark import leaderboard_privacy, privacy_columns
+from benchmark import entry_columns, leaderboard_privacy, privacy_columns
 from benchmark.adaptive import FLAG_TEXT, naive_broken_at, unanswered
 from benchmark.board_config import board_config
 from benchmark.errors import BenchError
@@ -184,7 +184,7 @@ def make_row(record: Record) -> dict[str, Any]:
                        "data_source": record.data_source,
                        "git_sha": record.environment.git_sha, "versions": record.environment.versions,
                        "created_at": record.created_at},
-    } | leaderboard_privacy.privacy_row(record) | backdoor_row(record) | naive_row(record)  # where the record has them
+    } | leaderboard_privacy.privacy_row(record) | backdoor_row(record) | naive_row(record) | ibp_row(record)
 
 
 def naive_row(record: Record) -> dict[str, Any]:
@@ -195,6 +195,11 @@ def naive_row(record: Record) -> dict[str, Any]:
         return {}
     return {"naive_robust_accuracy": keyed(accuracy_curve(worst_case(record.correct, broken, len(record.eps)),
                                                            record.eps))}
+
+
+def ibp_row(record: Record) -> dict[str, Any]:
+    """``"ibp_verified"``: IBP-verified accuracy per ε key, only on a row certified with ``--ibp``."""
+    return {} if record.ibp is None else {"ibp_verified": dict(record.ibp.verified)}
 
 
 def backdoor_row(record: Record) -> dict[str, Any]:
@@ -241,7 +246,7 @@ def summarise(rows: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> list[di
             "train_grad_evals": mean_sd([r["train_grad_evals"] or 0 for r in members])[0],
             "flags": sorted({f for r in members for f in r.get("flags") or []}),
             "n_test": members[0]["n_test"],
-        } | leaderboard_privacy.summary_privacy(members) | naive_summary(members, eps))
+        } | leaderboard_privacy.summary_privacy(members) | entry_summary(members, eps))
     return summary
 
 
@@ -252,13 +257,12 @@ def seed_stat(values: list[float], sizes: list[int]) -> dict[str, Any]:
     return {"mean": mean, "sd": sd, "values": values, "ci": wilson(pooled, sum(sizes))}
 
 
-def naive_summary(members: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> dict[str, Any]:
-    """The naive worst case over seeds (``naive_row``), when every seed's row has one."""
-    if not all("naive_robust_accuracy" in row for row in members):
-        return {}
+def entry_summary(members: Sequence[dict[str, Any]], eps: tuple[float, ...]) -> dict[str, Any]:
+    """Over seeds, the per-ε numbers rows carry only sometimes (``naive_row``, ``ibp_row``): each where every seed's
+    row has it."""
     sizes = [row["n_test"] for row in members]
-    return {"naive_robust_accuracy": {eps_key(e): seed_stat([row["naive_robust_accuracy"][eps_key(e)]
-                                                             for row in members], sizes) for e in eps}}
+    return {field: {eps_key(e): seed_stat([row[field][eps_key(e)] for row in members], sizes) for e in eps}
+            for field in ("naive_robust_accuracy", "ibp_verified") if all(field in row for row in members)}
 
 
 def legend_lines(board: Leaderboard) -> list[str]:
@@ -279,7 +283,7 @@ def legend_lines(board: Leaderboard) -> list[str]:
         lines.append(AUTOATTACK_NOTE)
     if all(label in board.attacks for label in AA_STANDARD):
         lines.append(AA_STANDARD_NOTE)
-    return lines + privacy_columns.legend(board) + close_calls(board)
+    return lines + privacy_columns.legend(board) + entry_columns.legend(board) + close_calls(board)
 
 
 def close_calls(board: Leaderboard) -> list[str]:

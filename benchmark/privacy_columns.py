@@ -163,7 +163,9 @@ def main_columns(board: Leaderboard) -> tuple[list[Column], list[Column]]:
     def present(column: Column) -> bool:
         return any(column.shown(entry) is not None for entry in board.summary)
 
-    metrics = [*METRIC_COLUMNS, *certified_columns(board)]
+    from benchmark.entry_columns import entry_columns
+
+    metrics = [*METRIC_COLUMNS, *certified_columns(board), *entry_columns(board)]
     return [c for c in metrics if present(c)], [c for c in (SECONDS_COLUMN, *CERTIFIED_COSTS) if present(c)]
 
 

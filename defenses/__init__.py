@@ -6,6 +6,7 @@ from defenses import (  # noqa: F401
     dp_fedavg,
     dp_sgd,
     federated,
+    ibp_training,
     noise,
     preprocessing,
     pretrained,
