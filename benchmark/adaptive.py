@@ -90,20 +90,19 @@ def naive_label(label: str) -> bool:
     return not label.endswith(tuple(SEPARATOR + name for name in ADAPTATIONS))
 
 
-#: The flags a row gets when its attacks also ran adaptively (rank-neutral), and the flags each answers: those flags
-#: describe the naive runs (the probes attack the model as it is), while the row's worst case includes the adaptive
-#: ones, so they no longer leave the row unranked.
-ANSWERS: dict[str, tuple[str, ...]] = {
-    "bpda": ("gradient_masking", "large_eps_not_chance", "non_monotone", "black_box_beats_white_box"),
-    "eot": ("randomized", "pgd_not_converged"),
-}
+#: The flags a row gets when its attacks also ran adaptively (rank-neutral), and the flag each answers: BPDA gives the
+#: attacks the gradient the naive runs lacked, EoT attacks the expectation rather than one draw. The probes' other
+#: flags (large ε not reaching chance, more steps still lowering accuracy, non-monotone breaks) still unrank the row:
+#: they are measured on the naive model, and an adaptive attack may fail the same way (measured: BPDA through ART's
+#: thermometer approximation left 40.8 % at ε = 0.3 on digits), so nothing here says the adaptive number is sound.
+ANSWERS: dict[str, tuple[str, ...]] = {"bpda": ("gradient_masking",), "eot": ("randomized",)}
 FLAG_TEXT = {
     "bpda": "the attacks also ran through the input preprocessing with BPDA (labels …+bpda), and the ε columns include "
-            "them; gradient_masking, large_eps_not_chance and non_monotone describe the naive runs, the number a "
-            "careless evaluation reports (the naive ε column)",
+            "them; gradient_masking describes the naive runs, the number a careless evaluation reports (the naive ε "
+            "column), and no longer unranks the row",
     "eot": "the attacks also ran with Expectation over Transformation (labels …+eot; each gradient the mean of "
            "--eot-draws draws, 20 by default, recorded with each run), and the ε columns include them; randomized "
-           "and pgd_not_converged describe the naive runs",
+           "describes the naive runs and no longer unranks the row",
 }
 
 

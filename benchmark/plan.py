@@ -147,10 +147,12 @@ class Job:
 
 
 def trained_spec(spec: PluginSpec) -> PluginSpec:
-    """``spec``, or for a defense that declares ``trained_spec()`` (what trains its network), that spec."""
+    """``spec``, or for a defense whose ``trained_spec()`` names what trains its network (a preprocessing wrapper's
+    base), that spec; a ``trained_spec()`` of None means the defense trains its own."""
     from benchmark.plugin_specs import REGISTRIES
 
-    return spec.build().trained_spec() if hasattr(REGISTRIES[spec.kind].get(spec.name), "trained_spec") else spec
+    found = spec.build().trained_spec() if hasattr(REGISTRIES[spec.kind].get(spec.name), "trained_spec") else None
+    return spec if found is None else found
 
 
 def hashed_params(spec: PluginSpec) -> dict[str, Any]:

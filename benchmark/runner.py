@@ -19,6 +19,7 @@ from benchmark.api import DataBundle, RunContext
 from benchmark.data import headline_eps
 from benchmark.errors import BenchError, UnknownNameError
 from benchmark.plan import Job, load_dataset
+from benchmark.progress import Progress
 from benchmark.provenance import environment, now
 from benchmark.record import ModelSource, Record, attack_runs, keyed
 from benchmark.store import CheckpointInfo, Store
@@ -102,31 +103,6 @@ def privacy_of(job: Job, data: DataBundle, trained: Trained, progress: Progress)
     return run_privacy(job, data, trained.model, on_attack=progress.privacy)
 
 
-class Progress:
-    """The job's ``phase`` events: training, each attack run (their number is known once the sweep starts), the
-    validity probes."""
-
-    def __init__(self, job: Job, on_event: Event | None) -> None:
-        self.emit = on_event or (lambda *args, **kwargs: None)
-        self.label = f"{job.defense.label} (seed {job.seed})"
-        self.steps = 2
-
-    def training(self, *, loading: bool = False) -> None:
-        what = "loading the model" if loading else "training"
-        self.emit("phase", text=f"{self.label}: {what}", step=0, steps=self.steps)
-
-    def attack(self, name: str, eps: float, done: int, total: int) -> None:
-        self.steps = total + 2
-        at = "" if eps != eps else f" at ε={eps:g}"  # NaN: a minimal-norm attack, run once
-        self.emit("phase", text=f"{self.label}: {name}{at}", step=1 + done, steps=self.steps)
-
-    def probes(self) -> None:
-        self.emit("phase", text=f"{self.label}: validity probes", step=self.steps - 1, steps=self.steps)
-
-    def privacy(self, name: str) -> None:
-        self.emit("phase", text=f"{self.label}: privacy attack {name}", step=self.steps - 1, steps=self.steps)
-
-
 def verified_data(job: Job) -> DataBundle:
     """The job's dataset, refused if it is not the data the job was planned with."""
     data = load_dataset(job.dataset)
@@ -147,10 +123,12 @@ def train_or_load(job: Job, data: DataBundle, store: Store, *, fresh: bool, prog
     if is_pretrained(job.model_file):
         return Trained(model=load_pretrained(job, data), info=CheckpointInfo(train_seconds=None, train_grad_evals=0),
                        cached=False)
+    defense = job.defense.build()
     model = build_network(job.model, job.model_file, data.input_shape, data.nb_classes)
+    if hasattr(defense, "trained_network"):  # a defense that trains more than the registry's network
+        model = defense.trained_network(model, data.input_shape)
     info = None if fresh else store.load_checkpoint(job.train_hash, model)
     cached = info is not None
-    defense = job.defense.build()
     if info is None:
         ctx = RunContext(seed=job.seed, device=job.device, quick=job.quick, recipe=job.recipe)
         start = time.perf_counter()

@@ -62,6 +62,13 @@ def jpeg(quality: int) -> Step:
                 naive="zero")
 
 
+def thermometer(num_space: int) -> Step:
+    from art.defences.preprocessor import ThermometerEncoding
+
+    return Step(build=lambda: ThermometerEncoding(clip_values=(0.0, 1.0), num_space=num_space, channels_first=True),
+                naive="zero")
+
+
 def gaussian(sigma: float) -> Step:
     from art.defences.preprocessor import GaussianAugmentation
 
@@ -153,6 +160,49 @@ class JpegDefense(Preprocessing):
 
     def step(self) -> Step:
         return jpeg(self.quality)
+
+
+@DEFENSES.register("thermometer", "thermometer-encoding")
+@dataclass(frozen=True)
+class ThermometerDefense(Preprocessing):
+    """Thermometer encoding (Buckman et al. 2018, "Thermometer encoding: one hot way to resist adversarial examples",
+    ICLR): each pixel becomes ``num_space`` binary levels (ART's ThermometerEncoding), C channels become C·k. Unlike
+    the other preprocessing defenses the network is trained on the encoding: a 1 × 1 convolution maps the C·k
+    channels back to C in front of the registry's network (``trained_network``), and ``base`` trains that whole
+    network through the encoding (with BPDA's differentiable approximation, ART's, for an adversarial base), so the
+    row has a training of its own. The naive gradient through the discretisation is zero; BPDA's is Athalye et al.'s
+    approximation."""
+
+    num_space: int = 10
+
+    parameter_constraints: ClassVar[dict] = {**Preprocessing.parameter_constraints,
+                                             "num_space": Interval(int, 2, 256)}
+
+    def step(self) -> Step:
+        return thermometer(self.num_space)
+
+    def trained_spec(self) -> Any:
+        """Its own: the encoding is part of what trains, so no base row shares its checkpoint."""
+        base_spec(self.base, self.base_params)  # checked all the same
+        return None
+
+    def trained_network(self, network, input_shape: tuple[int, ...]):
+        import torch
+
+        channels = input_shape[0]
+        return torch.nn.Sequential(torch.nn.Conv2d(channels * self.num_space, channels, kernel_size=1), network)
+
+    def fit(self, model, data, ctx):
+        from defenses.preprocessed import Preprocessed
+
+        base = base_spec(self.base, self.base_params).build()
+        base.fit(Preprocessed(model, self.step(), mode="bpda"), data, ctx)  # trains ``model`` through the encoding
+        return model
+
+    def inference_model(self, network):
+        from defenses.preprocessed import Preprocessed
+
+        return Preprocessed(network, self.step())
 
 
 @DEFENSES.register("gaussian-input", "input-noise")

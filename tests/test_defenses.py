@@ -9,6 +9,7 @@ import torch
 
 import benchmark as bench
 from benchmark.api import RunContext
+from benchmark.runner import inference_model
 
 #: Client-level DP at its defaults (100 clients, 20 rounds of 5 local epochs) takes 6–16 s here; the contract needs a
 #: model that learns, so these run smaller, with less noise.
@@ -22,7 +23,11 @@ def train(name, synthetic, seed):
     private = getattr(bench.DEFENSES.get(name), "private", False)  # DP: quick's few noisy steps learn nothing yet
     ctx = RunContext(seed=seed, quick=not private)
     defense = bench.DEFENSES.get(name)(**SMALL.get(name, {}))
-    return defense, defense.fit(model, synthetic, ctx), ctx
+    if not hasattr(defense, "trained_network"):
+        return defense, defense.fit(model, synthetic, ctx), ctx
+    # a network of the defense's own, as the runner builds it, which takes the defense's encoding of the inputs
+    trained = defense.fit(defense.trained_network(model, synthetic.input_shape), synthetic, ctx)
+    return defense, inference_model(defense, trained), ctx
 
 
 def accuracy(model, data):

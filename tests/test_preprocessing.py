@@ -127,3 +127,20 @@ def test_eot_averages_the_gradients_of_its_draws_and_counts_them():
     draws = [single.loss_gradient(X, labels) for _ in range(4)]
     assert np.allclose(averaged, np.mean(draws, axis=0), atol=1e-6)
     assert single.counts["grad"] == 2 * 4 * len(X)  # both wrappers count into one counter
+
+
+def test_thermometer_trains_its_own_network_through_the_encoding(tmp_path):
+    config = build_config({}, {"defenses": "standard,thermometer", "device": "cpu", "out": str(tmp_path),
+                               "quick": True}, create_out=False)
+    standard, thermometer = plan(config)
+    assert thermometer.train_hash != standard.train_hash  # the encoding is part of what trains
+    defense = thermometer.defense.build()
+    torch.manual_seed(0)
+    network = defense.trained_network(bench.MODELS.get("cnn-small")((1, 8, 8), 10), (1, 8, 8))
+    assert network[0].in_channels == 10 and network[0].out_channels == 1  # k levels back to one channel
+    model = defense.inference_model(network).eval()
+    assert model(torch.from_numpy(X)).shape == (6, 10)
+    assert torch.count_nonzero(input_gradient(model)) == 0  # a discretisation: the naive gradient is zero
+    assert torch.count_nonzero(input_gradient(model.with_mode("bpda"))) > 0  # ART's differentiable approximation
+    with pytest.raises(ConfigError, match=r"thermometer: num_space must be an int in \[2, 256\], got 1"):
+        parse_plugins("defense", "thermometer:num_space=1", "--defense")
