@@ -298,3 +298,12 @@ def writable_dir(value: Any, where: str, *, create: bool = True) -> Path:
         raise ConfigError(f"{where}: {problem}" if existing == path else f"{where}: cannot create {path}: {problem}")
     return path
 
+
+def reference_defenses() -> list[str]:
+    """The defenses of the reference leaderboards (``leaderboards/regenerate.sh``, L∞ and L2): every registered one
+    that trains a model (``trains``, False for ``pretrained``) and is scored on both norms (not a certifier of L2 radii
+    only, ``certify_settings``: randomized smoothing, whose numbers the README gives on their own)."""
+    from benchmark import DEFENSES
+
+    return [name for name in DEFENSES.names() if getattr(DEFENSES.get(name), "trains", True)
+            and not hasattr(DEFENSES.get(name), "certify_settings")]

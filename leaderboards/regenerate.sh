@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Regenerate the committed reference leaderboards: every registered defense that trains, 3 seeds, digits, cnn-small, the
+# Regenerate the committed reference leaderboards: every defense of benchmark.config.reference_defenses(), 3 seeds, digits, cnn-small, the
 # default attack suite, L∞ and L2, in every format with plots. About 12 minutes on 2 cores (the L2 run re-uses the L∞ run's trained models).
 # Usage: bash leaderboards/regenerate.sh [results-dir]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 store="${1:-$here/../bench-results/reference}"
-defenses=$(python -c "import benchmark as b; print(','.join(n for n in b.DEFENSES.names() if getattr(b.DEFENSES.get(n), 'trains', True)))")
+defenses=$(python -c "from benchmark.config import reference_defenses; print(','.join(reference_defenses()))")
 for norm in inf 2; do
   bench evaluate --defense "$defenses" --seeds 3 --norm "$norm" --executor process --out "$store"
   name=$([ "$norm" = inf ] && echo digits-linf || echo digits-l2)

@@ -34,7 +34,7 @@ import torch
 
 import benchmark
 from benchmark.api import RunContext
-from benchmark.config import build_config, load_toml
+from benchmark.config import build_config, load_toml, reference_defenses
 from benchmark.plan import load_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,8 +59,7 @@ SKIP = {
 
 #: Text in a ``bench`` line → what the test runs instead: placeholders, and stores the small store stands in for.
 SUBSTITUTIONS = {
-    "<every defense that trains>": ",".join(name for name in benchmark.DEFENSES.names()
-                                            if getattr(benchmark.DEFENSES.get(name), "trains", True)),
+    "<every defense that trains>": ",".join(reference_defenses()),
     "<results-dir>": "bench-results",
     "<tmp>": "report",
     "results-main/": "bench-results/",
