@@ -91,10 +91,10 @@ def naive_label(label: str) -> bool:
 
 
 #: The flags a row gets when its attacks also ran adaptively (rank-neutral), and the flag each answers: BPDA gives the
-#: attacks the gradient the naive runs lacked, EoT attacks the expectation rather than one draw. The probes' other
-#: flags (large ε not reaching chance, more steps still lowering accuracy, non-monotone breaks) still unrank the row:
-#: they are measured on the naive model, and an adaptive attack may fail the same way (measured: BPDA through ART's
-#: thermometer approximation left 40.8 % at ε = 0.3 on digits), so nothing here says the adaptive number is sound.
+#: attacks the gradient the naive runs lacked (``gradient_masking`` is measured on the naive model, to say why its
+#: number is wrong), EoT attacks the expectation rather than one draw. The probes' PGD flags (large ε not reaching
+#: chance, more steps still lowering accuracy, non-monotone breaks) are measured through the strongest adaptive view
+#: (``strongest_view``), so they still unrank a row whose adaptive attack fails the same way.
 ANSWERS: dict[str, tuple[str, ...]] = {"bpda": ("gradient_masking",), "eot": ("randomized",)}
 FLAG_TEXT = {
     "bpda": "the attacks also ran through the input preprocessing with BPDA (labels …+bpda), and the ε columns include "
@@ -123,3 +123,9 @@ def naive_broken_at(runs: dict[str, Any]) -> list[Any]:
     if all(naive_label(label) for label in runs):
         return []
     return [run.broken_at for label, run in runs.items() if naive_label(label) and run.broken_at]
+
+
+def strongest_view(attacks: dict[str, Any]) -> Any:
+    """The view the validity probes attack through: EoT's where a run has it, else BPDA's, else None (the model)."""
+    views = {attack.adaptation: attack.view for attack in attacks.values() if isinstance(attack, Adapted)}
+    return views.get("eot", views.get("bpda"))

@@ -20,11 +20,13 @@ STEP_MULTIPLIER = 5
 
 def run_probes(estimator, x: np.ndarray, y: np.ndarray, sweep: SweepResult, *, norm: str, headline_eps: float,
                keys: np.ndarray, batch_size: int, seed: int, pgd,
-               trained_correct: np.ndarray | None = None, outputs: str = "logits") -> Probes:
+               trained_correct: np.ndarray | None = None, outputs: str = "logits", attack_view=None) -> Probes:
     """Probe the model behind ``estimator`` with the PGD attack ``pgd`` (the runner picks it: ``probe_pgd``) and
     with that attack given ``STEP_MULTIPLIER`` times its steps; ``pgd=None`` (a model without input gradients)
-    skips the probes that need gradients. ``outputs="probabilities"``: the model returns probabilities by design
-    (a scikit-learn model through ART), so the probe for softmax outputs does not apply."""
+    skips the probes that need gradients. ``attack_view``: the adaptive view (BPDA, EoT; ``benchmark.adaptive``) the
+    PGD probes attack through, so that they test the attack behind the row's number; predictions, and the gradient
+    check (what the naive runs saw), stay ``estimator``'s. ``outputs="probabilities"``: the model returns
+    probabilities by design (a scikit-learn model through ART), so the probe for softmax outputs does not apply."""
     first = np.arange(min(PROBE_SAMPLES, len(x)))
     predictions = np.stack([np.asarray(estimator.predict(x[first], batch_size=batch_size)) for _ in range(5)])
     unstable = (predictions.argmax(axis=2) != predictions[0].argmax(axis=1)).any(axis=0)
@@ -37,7 +39,8 @@ def run_probes(estimator, x: np.ndarray, y: np.ndarray, sweep: SweepResult, *, n
 
     def fooled(attack, idx: np.ndarray, eps: float) -> np.ndarray:
         seed_everything(seed, 0xBAD, idx.size)
-        x_adv = attack.generate(estimator, x[idx], y[idx], eps=eps, norm=norm, keys=keys[idx], batch_size=batch_size)
+        x_adv = attack.generate(attack_view or estimator, x[idx], y[idx], eps=eps, norm=norm, keys=keys[idx],
+                                batch_size=batch_size)
         return predict_labels(estimator, x_adv, batch_size) != y[idx]
 
     worst = sweep.worst_broken_at()

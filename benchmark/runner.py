@@ -238,6 +238,7 @@ def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress
              sweep: tuple[SweepResult, float] | None = None) -> Evaluation:
     """Wrap the model once for ART, run the ε sweep on ``test``'s samples (unless ``sweep``, its result and
     seconds, is given: merged shards), then the validity probes."""
+    from benchmark.adaptive import strongest_view
     from benchmark.probes import run_probes
 
     armed = arm(job, test, trained)
@@ -251,7 +252,7 @@ def evaluate(job: Job, test: DataBundle, trained: Trained, *, progress: Progress
                         pgd=probe_pgd(job, armed.attacks) if has_gradients(trained.model) else None,
                         trained_correct=stored_correct(trained.info, len(test.x_test)) if job.trained == job.defense
                         else None,  # a wrapper's checkpoint holds its base's clean correctness, not its own
-                        outputs=getattr(trained.model, "outputs", "logits"))
+                        outputs=getattr(trained.model, "outputs", "logits"), attack_view=strongest_view(armed.attacks))
     from benchmark.backdoor_stage import backdoor_of
     from benchmark.certificates import certificates_of
 

@@ -144,3 +144,13 @@ def test_thermometer_trains_its_own_network_through_the_encoding(tmp_path):
     assert torch.count_nonzero(input_gradient(model.with_mode("bpda"))) > 0  # ART's differentiable approximation
     with pytest.raises(ConfigError, match=r"thermometer: num_space must be an int in \[2, 256\], got 1"):
         parse_plugins("defense", "thermometer:num_space=1", "--defense")
+
+
+def test_the_probes_attack_through_the_strongest_view():
+    from benchmark.adaptive import strongest_view
+
+    runs = runs_for("gaussian-input")
+    assert strongest_view(runs) is runs["fgsm+eot"].view
+    squeezed = runs_for("squeeze")
+    assert strongest_view(squeezed) is squeezed["fgsm+bpda"].view
+    assert strongest_view({"fgsm": squeezed["fgsm"]}) is None
