@@ -301,9 +301,9 @@ def writable_dir(value: Any, where: str, *, create: bool = True) -> Path:
 
 def reference_defenses() -> list[str]:
     """The defenses of the reference leaderboards (``leaderboards/regenerate.sh``, L∞ and L2): every registered one
-    that trains a model (``trains``, False for ``pretrained``) and is scored on both norms (not a certifier of L2 radii
-    only, ``certify_settings``: randomized smoothing, whose numbers the README gives on their own)."""
+    that trains a model (``trains``, False for ``pretrained``) and is on them (``reference_board``, False for the
+    preprocessing wrappers, randomized smoothing and IBP training, whose numbers the README gives on their own)."""
     from benchmark import DEFENSES
 
     return [name for name in DEFENSES.names() if getattr(DEFENSES.get(name), "trains", True)
-            and not hasattr(DEFENSES.get(name), "certify_settings")]
+            and getattr(DEFENSES.get(name), "reference_board", True)]

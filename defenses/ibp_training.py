@@ -52,6 +52,8 @@ class IBPTraining(LoopDefense):
         "ramp_steps": Interval(int, 0, 1_000_000),
         **LoopDefense.parameter_constraints,
     }
+    #: Not on the reference leaderboards (``benchmark.config.reference_defenses``): the README gives its numbers.
+    reference_board: ClassVar[bool] = False
 
     def batch_loss(self, ctx: RunContext):
         from benchmark.ibp import ibp_loss

@@ -100,6 +100,8 @@ class Preprocessing(Constrained):
     base_params: str = ""
 
     parameter_constraints: ClassVar[dict] = {"base": Text(), "base_params": Text()}
+    #: Not on the reference leaderboards (``benchmark.config.reference_defenses``): the README gives their numbers.
+    reference_board: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
