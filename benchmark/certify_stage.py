@@ -19,13 +19,9 @@ from typing import Any
 import numpy as np
 
 from benchmark.certify import ABSTAIN, Certification
-from benchmark.privacy import from_fields
+from benchmark.privacy import eps_key, from_fields
 
 logger = logging.getLogger(__name__)
-
-
-def _eps_key(eps: float) -> str:
-    return f"{eps:g}"  # ``benchmark.record.eps_key``, which imports this module
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,7 +39,7 @@ class CertifiedOutcome:
         return len(self.certification.predicted)
 
     def accuracy_at(self, eps: float) -> float:
-        return self.accuracy[_eps_key(eps)]
+        return self.accuracy[eps_key(eps)]
 
     @classmethod
     def from_json(cls, data: Any) -> CertifiedOutcome:
@@ -59,7 +55,7 @@ def outcome(certification: Certification, labels: Any, eps: tuple[float, ...]) -
     at = dict(zip(radii, curve, strict=True))
     at_zero = float(np.mean((predicted == np.asarray(labels)) & (predicted != ABSTAIN)))
     return CertifiedOutcome(certification=certification, abstain_rate=float(abstain),
-                            accuracy={_eps_key(e): float(at[e]) if e > 0 else at_zero for e in eps})
+                            accuracy={eps_key(e): float(at[e]) if e > 0 else at_zero for e in eps})
 
 
 def base_classifier(model: Any) -> Any:

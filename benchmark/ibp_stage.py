@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.privacy import from_fields
+from benchmark.privacy import eps_key, from_fields
 
 #: How far a certified accuracy may exceed the empirical one before it counts as a violation: float round-off only.
 TOLERANCE = 1e-9
@@ -34,7 +34,7 @@ class IBPResult:
         return len(self.verified_below)
 
     def accuracy_at(self, eps: float) -> float:
-        return self.verified[f"{eps:g}"]  # ``benchmark.record.eps_key``
+        return self.verified[eps_key(eps)]
 
     @classmethod
     def from_json(cls, data: Any) -> IBPResult:
@@ -53,7 +53,6 @@ def ibp_of(job: Any, model: Any, x: np.ndarray, y: np.ndarray, batch_size: int) 
     if not getattr(job, "ibp", False):
         return None
     from benchmark.ibp import verified_accuracy
-    from benchmark.record import eps_key
 
     start, passes = time.perf_counter(), 0
     level = np.zeros(len(y), dtype=int)

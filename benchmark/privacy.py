@@ -25,6 +25,12 @@ def fpr_key(fpr: float) -> str:
     return f"{fpr:g}"
 
 
+def eps_key(eps: float) -> str:
+    """How an ε is written as a JSON key: ``0.1`` → ``"0.1"`` (here, beside ``from_fields``, so that the record parts
+    ``benchmark.record`` imports can use it too)."""
+    return f"{eps:g}"
+
+
 def from_fields(cls: type, data: Any, **convert: Any) -> Any:
     """``cls`` from the keys of ``data`` that name its fields (each through ``convert[name]`` where given); a missing
     field takes the dataclass's default, unknown keys are ignored: how every typed result reads its JSON form."""

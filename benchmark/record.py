@@ -28,7 +28,7 @@ import numpy as np
 
 from benchmark.certify_stage import CertifiedOutcome
 from benchmark.ibp_stage import IBPResult
-from benchmark.privacy import BackdoorOutcome, ClientThreat, DPGuarantee, PrivacyResult, from_fields
+from benchmark.privacy import BackdoorOutcome, ClientThreat, DPGuarantee, PrivacyResult, eps_key, from_fields
 from benchmark.validity import Probes
 
 if TYPE_CHECKING:
@@ -41,11 +41,6 @@ ATTACK_TAGS = ("needs_grad", "black_box", "minimal_norm")
 #: Capability tags an attack may declare (default False): ``torch_only`` (ART's implementation needs a PyTorch
 #: model), ``images_only`` (inputs (n, C, H, W), not flat features). Checked before any work.
 CAPABILITY_TAGS = ("torch_only", "images_only")
-
-
-def eps_key(eps: float) -> str:
-    """How an ε is written as a JSON key: ``0.1`` → ``"0.1"``."""
-    return f"{eps:g}"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import benchmark as bench
 from benchmark.api import RunContext
 from tests.benchmarks.conftest import compare
+from tests.hand_loops import hand_pgd
 
 
 def hand_pgd_at_epoch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, step: float,
@@ -21,14 +22,7 @@ def hand_pgd_at_epoch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
     order = torch.randperm(len(x))
     for start in range(0, len(x), batch_size):
         xb, yb = x[order[start : start + batch_size]], y[order[start : start + batch_size]]
-        delta = torch.empty_like(xb).uniform_(-eps, eps)
-        delta = (xb + delta).clamp(0, 1) - xb
-        for _ in range(steps):
-            delta.requires_grad_(True)
-            (grad,) = torch.autograd.grad(F.cross_entropy(model(xb + delta), yb), delta)
-            delta = (delta.detach() + step * grad.sign()).clamp(-eps, eps)
-            delta = (xb + delta).clamp(0, 1) - xb
-        loss = F.cross_entropy(model(xb + delta), yb)
+        loss = F.cross_entropy(model(hand_pgd(model, xb, yb, eps=eps, step=step, steps=steps)), yb)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
